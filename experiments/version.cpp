@@ -1,0 +1,18 @@
+#include <colora/colora.hpp>
+
+#include <cstdio>
+
+#include "commands.hpp"
+
+namespace colora {
+namespace cmd {
+
+int version(cli::Args& args) {
+  if (args.finish()) return 0;
+  std::printf("colora %s (OpenMP %s, Eigen %d.%d.%d)\n", version_string(), COLORA_HAS_OPENMP ? "on" : "off",
+              EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
+  return 0;
+}
+
+}  // namespace cmd
+}  // namespace colora

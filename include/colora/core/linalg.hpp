@@ -1,0 +1,76 @@
+// Small dense linear-algebra helpers used throughout the library.
+#pragma once
+
+#include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+#include <Eigen/QR>
+#include <cmath>
+
+#include "colora/core/random.hpp"
+
+namespace colora {
+
+/// Thin QR M = Q R (M is m x n, m >= n) with the signs fixed so that
+/// diag(R) >= 0, which makes Q a deterministic function of M.
+template <class Scalar>
+struct ThinQR {
+  Matrix<Scalar> Q;  ///< m x n, orthonormal columns
+  Matrix<Scalar> R;  ///< n x n, upper triangular
+};
+
+template <class Derived>
+ThinQR<typename Derived::Scalar> thin_qr(const Eigen::MatrixBase<Derived>& M) {
+  using Scalar = typename Derived::Scalar;
+  const Index m = M.rows(), n = M.cols();
+  Eigen::HouseholderQR<Matrix<Scalar>> qr(M);
+  ThinQR<Scalar> out;
+  out.Q = qr.householderQ() * Matrix<Scalar>::Identity(m, n);
+  out.R = qr.matrixQR().topRows(n).template triangularView<Eigen::Upper>();
+  for (Index j = 0; j < n; ++j) {
+    if (out.R(j, j) < Scalar(0)) {
+      out.R.row(j) *= Scalar(-1);
+      out.Q.col(j) *= Scalar(-1);
+    }
+  }
+  return out;
+}
+
+/// A rows x cols matrix with orthonormal columns (rows >= cols), drawn
+/// Haar-uniformly: QR of a Gaussian matrix with the sign fix above.
+template <class Scalar>
+Matrix<Scalar> haar_orthonormal(Rng& rng, Index rows, Index cols) {
+  return thin_qr(rng.normal_matrix<Scalar>(rows, cols)).Q;
+}
+
+/// The top-r eigenvectors (largest eigenvalues first) of a symmetric matrix.
+template <class Scalar>
+Matrix<Scalar> top_eigenvectors(const Matrix<Scalar>& symmetric, Index r) {
+  Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(symmetric);
+  const Index n = symmetric.rows();
+  Matrix<Scalar> V(n, r);
+  for (Index j = 0; j < r; ++j) V.col(j) = es.eigenvectors().col(n - 1 - j);
+  return V;
+}
+
+/// Solve the symmetric positive (semi)definite system G X = B. Cholesky
+/// (LDLT) first; if it reports failure or yields non-finite values, fall back
+/// to a pseudo-inverse through the eigen-decomposition. Returns false only if
+/// the result is still not finite.
+template <class Scalar>
+bool solve_spd(const Matrix<Scalar>& G, const Matrix<Scalar>& B, Matrix<Scalar>& X) {
+  Eigen::LLT<Matrix<Scalar>> llt(G);
+  if (llt.info() == Eigen::Success) {
+    X = llt.solve(B);
+    if (X.allFinite()) return true;
+  }
+  Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(G);
+  if (es.info() != Eigen::Success) return false;
+  const auto& ev = es.eigenvalues();
+  const Scalar cut = ev.cwiseAbs().maxCoeff() * Scalar(G.rows()) * Eigen::NumTraits<Scalar>::epsilon();
+  Vector<Scalar> inv(ev.size());
+  for (Index i = 0; i < ev.size(); ++i) inv(i) = ev(i) > cut ? Scalar(1) / ev(i) : Scalar(0);
+  X = es.eigenvectors() * inv.asDiagonal() * (es.eigenvectors().transpose() * B);
+  return X.allFinite();
+}
+
+}  // namespace colora
