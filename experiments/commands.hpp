@@ -14,10 +14,20 @@ struct Command {
 };
 
 int version(cli::Args& args);
+int recovery(cli::Args& args);
+int sweep(cli::Args& args);
+int phase(cli::Args& args);
+int fit(cli::Args& args);
+int adapt(cli::Args& args);
 
 /// Every subcommand, in the order `colora --help` lists them.
 inline const Command* commands(size_t& count) {
   static const Command table[] = {
+      {"recovery", "planted-truth recovery: every method's error against iteration, next to the oracle", &recovery},
+      {"sweep", "vary one knob of the planted problem: every method's test MSE and error, 95% intervals over trials", &sweep},
+      {"phase", "probability of exact recovery on a samples x tasks grid (Clopper-Pearson intervals), heat map", &phase},
+      {"fit", "bring your own data: fit a method to a directory of .npy task files, write the estimates", &fit},
+      {"adapt", "new tasks with few samples on a fitted shared part: test MSE against n_new per method, 95% CIs", &adapt},
       {"version", "print the library version and build configuration", &version},
   };
   count = sizeof(table) / sizeof(table[0]);

@@ -1,4 +1,5 @@
-#include <colora/colora.hpp>
+#include <colora/core/config.hpp>
+#include <colora/version.hpp>
 
 #include <cstdio>
 

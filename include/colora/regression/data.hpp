@@ -110,7 +110,7 @@ struct RegressionProblem {
       detail::require(t.X.cols() == p, where, "task ", i, ": X has ", t.X.cols(), " columns but task 0 has p = ", p);
       detail::require(t.Y.cols() == q, where, "task ", i, ": Y has ", t.Y.cols(), " columns but task 0 has q = ", q);
       detail::require(t.X.rows() == t.Y.rows(), where, "task ", i, ": X has ", t.X.rows(), " rows but Y has ",
-                      t.Y.rows());
+                      t.Y.rows(), " rows");
       detail::require(t.X.rows() > 0, where, "task ", i, ": has 0 samples");
       detail::require_finite(t.X, where, detail::concat("task ", i, ": X"));
       detail::require_finite(t.Y, where, detail::concat("task ", i, ": Y"));

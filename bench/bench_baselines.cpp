@@ -1,0 +1,86 @@
+// Baselines side by side: one iteration of fedrep (AltMin, cg A-step) and of
+// the CoLoRA solver at the size of issue 4/5, (k, n_i, p, q, r) =
+// (100, 64, 256, 256, 8), default options; and the machine's reference rate,
+// Eigen GEMM 1024, in the same binary. Figures in docs/performance.md
+// ("Baselines").
+//
+// "One iteration" = fit with max_iterations = 1 minus fit with
+// max_iterations = 0 (initialization + first personal step): both are
+// benchmarked, the difference is the per-iteration cost.
+#include <benchmark/benchmark.h>
+
+#include <colora/colora.hpp>
+
+namespace {
+
+template <class Scalar>
+const colora::RegressionProblem<Scalar>& problem() {
+  static const colora::RegressionProblem<Scalar> pb = [] {
+    colora::GeneratorOptions g;
+    g.tasks = 100;
+    g.samples = {64};
+    g.p = 256;
+    g.q = 256;
+    g.rank = 8;
+    g.test_samples = 0;  // time the fit only
+    g.sigma = 0.1;
+    g.seed = 20261129;
+    return colora::generate_regression<Scalar>(g);
+  }();
+  return pb;
+}
+
+colora::BaselineOptions options(int iterations, int threads) {
+  colora::BaselineOptions o;
+  o.rank = 8;
+  o.max_iterations = iterations;
+  o.tolerance = 0;
+  o.num_threads = threads;
+  o.track_truth = false;
+  return o;
+}
+
+template <class Scalar>
+void BM_Method(benchmark::State& state, const char* method) {
+  const auto& pb = problem<Scalar>();
+  const auto o = options(int(state.range(0)), int(state.range(1)));
+  for (auto _ : state) {
+    auto res = colora::fit_baseline(method, pb, o);
+    benchmark::DoNotOptimize(res.estimate.U.data());
+  }
+}
+
+void BM_Colora(benchmark::State& s) { BM_Method<double>(s, "colora"); }
+void BM_Fedrep(benchmark::State& s) { BM_Method<double>(s, "fedrep"); }
+void BM_FedrepGd(benchmark::State& s) { BM_Method<double>(s, "fedrep-gd"); }
+void BM_ColoraFloat(benchmark::State& s) { BM_Method<float>(s, "colora"); }
+void BM_FedrepFloat(benchmark::State& s) { BM_Method<float>(s, "fedrep"); }
+
+// Args: {max_iterations, threads}
+BENCHMARK(BM_Colora)->Args({0, 1})->Args({1, 1})->Args({0, 2})->Args({1, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Fedrep)->Args({0, 1})->Args({1, 1})->Args({0, 2})->Args({1, 2})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FedrepGd)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ColoraFloat)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_FedrepFloat)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+
+template <class Scalar>
+void BM_EigenGemm(benchmark::State& state) {
+  const colora::Index n = state.range(0);
+  colora::Rng rng(1);
+  const colora::Matrix<Scalar> A = rng.normal_matrix<Scalar>(n, n);
+  const colora::Matrix<Scalar> B = rng.normal_matrix<Scalar>(n, n);
+  colora::Matrix<Scalar> C(n, n);
+  for (auto _ : state) {
+    C.noalias() = A * B;
+    benchmark::DoNotOptimize(C.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["FLOP/s"] =
+      benchmark::Counter(2.0 * double(n) * double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK_TEMPLATE(BM_EigenGemm, double)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_EigenGemm, float)->Arg(1024)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

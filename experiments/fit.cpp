@@ -1,0 +1,109 @@
+// colora fit: bring your own data. Reads a directory of .npy task files
+// (io::load_regression_directory: X_<i>.npy, Y_<i>.npy, optional W0.npy,
+// X_test_<i>.npy, Y_test_<i>.npy), fits one method and writes
+//   OUT/<name>.npy, OUT/<name>_<i>.npy    the method's estimates (colora: A, B, S_<i>)
+//   OUT/report.csv                        task,samples,train_mse,test_mse
+//   OUT/summary.csv                       one line: method, sizes, objective, iterations, status, ...
+// Exit codes: 2 for a bad command line or bad values, 1 for unreadable or
+// inconsistent data (the message names the file).
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <colora/core/errors.hpp>  // before methods.hpp: diagnostics/subspace.hpp uses detail::require
+
+#include "commands.hpp"
+#include "methods.hpp"
+// After methods.hpp (io/csv.hpp): csv.hpp's unqualified detail::require would
+// otherwise find colora::io::detail, which task_directory.hpp opens.
+#include <colora/io/task_directory.hpp>
+
+namespace colora {
+namespace cmd {
+
+int fit(cli::Args& args) {
+  const std::string data = args.str("data", "", "directory with X_<i>.npy, Y_<i>.npy [, W0.npy, X_test_<i>.npy, Y_test_<i>.npy] (required)");
+  const std::string method_name = args.str("method", "colora", "method to fit (one name of colora recovery --methods)");
+  const long long rank = args.integer("rank", 0, "rank r (required, except for local and global)", 0, 10000);
+  BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, Index(rank)));
+  opts.seed = std::uint64_t(args.integer("seed", 1, "seed of random initialization", 0));
+  opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
+  const std::string out_dir = args.str("out", "results/fit", "output directory");
+  if (args.finish()) return 0;
+  if (data.empty()) throw cli::UsageError("--data DIR is required (see colora fit --help)");
+  const auto methods = exp::parse_methods({method_name});
+  if (methods.size() != 1) throw cli::UsageError("--method takes one method, got '" + method_name + "'");
+  const std::string method = methods[0];
+  const bool needs_rank = method != "local" && method != "global";  // the full-rank methods ignore r
+  if (needs_rank && rank < 1) throw cli::UsageError("--rank r is required (a positive integer)");
+  if (!needs_rank && rank < 1) opts.rank = 1;
+  if (method == "oracle")
+    throw cli::UsageError("--method oracle needs the planted truth, which a data directory does not have");
+
+  const RegressionProblem<double> pb = io::load_regression_directory<double>(data);
+  const Index k = pb.num_tasks(), p = pb.input_dim(), q = pb.output_dim();
+  if (needs_rank && rank > std::min(p, q))
+    throw cli::UsageError("--rank " + std::to_string(rank) + " exceeds min(p, q) = " + std::to_string(std::min(p, q)) +
+                          " of the data in " + data);
+  std::fprintf(stderr, "fit: %s on %s: k=%lld tasks, p=%lld, q=%lld, %lld training samples, rank %lld\n",
+               method.c_str(), data.c_str(), (long long)k, (long long)p, (long long)q, (long long)pb.total_samples(),
+               rank);
+
+  const exp::MethodOutcome outcome = exp::run_method(method, pb, opts);
+
+  // The estimates: the method's own named factors (colora: A, B, S_<i>;
+  // fedrep: A, H_<i>; local: W_<i>; ...), as the method reports them.
+  const MultiTaskEstimate<double>& est = outcome.estimate;
+  std::vector<std::pair<std::string, Matrix<double>>> files;
+  for (const auto& f : est.shared) files.push_back({f.name, f.value});
+  for (const auto& f : est.personal)
+    for (size_t i = 0; i < f.values.size(); ++i) files.push_back({io::indexed_name(f.name, Index(i)), f.values[i]});
+  const bool have_estimate = est.num_tasks() == k;
+  if (!have_estimate)
+    std::fprintf(stderr, "fit: warning: method %s returned no per-task estimate; report.csv has NaN errors\n",
+                 method.c_str());
+  std::filesystem::create_directories(out_dir);
+  if (!files.empty()) io::save_matrices(out_dir, files);
+
+  io::CsvTable report({"task", "samples", "train_mse", "test_mse"});
+  double train_se = 0, train_cnt = 0;
+  for (Index i = 0; i < k; ++i) {
+    const auto& t = pb.tasks[size_t(i)];
+    double tr = std::numeric_limits<double>::quiet_NaN(), te = tr;
+    if (have_estimate) {
+      const double se = (est.predict(i, t.X) - t.Y).squaredNorm();
+      train_se += se;
+      train_cnt += double(t.Y.size());
+      tr = se / double(t.Y.size());
+      if (t.test_samples() > 0) te = (est.predict(i, t.X_test) - t.Y_test).squaredNorm() / double(t.Y_test.size());
+    }
+    report.row() << (long long)i << (long long)t.samples() << tr << te;
+  }
+  report.write(out_dir + "/report.csv");
+
+  const double objective = outcome.history.empty() ? std::numeric_limits<double>::quiet_NaN()
+                                                   : outcome.history.back().objective;
+  const double train_mse = train_cnt > 0 ? train_se / train_cnt : std::numeric_limits<double>::quiet_NaN();
+  io::CsvTable summary({"method", "tasks", "p", "q", "rank", "objective", "iterations", "status", "stop_reason",
+                        "train_mse", "test_mse", "seconds"});
+  summary.row() << method << (long long)k << (long long)p << (long long)q << rank << objective << outcome.iterations
+                << to_string(outcome.status) << to_string(outcome.stop_reason) << train_mse << outcome.test_mse
+                << outcome.seconds;
+  summary.write(out_dir + "/summary.csv");
+
+  std::printf("colora fit: %s, k=%lld p=%lld q=%lld r=%lld: objective %.6e, %d iterations, %s (%s), train MSE %.4e, "
+              "test MSE %.4e\n",
+              method.c_str(), (long long)k, (long long)p, (long long)q, rank, objective, outcome.iterations,
+              to_string(outcome.status), to_string(outcome.stop_reason), train_mse, outcome.test_mse);
+  std::string written;
+  for (const auto& f : est.shared) written += ", " + f.name + ".npy";
+  for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
+  std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(), written.c_str());
+  return 0;
+}
+
+}  // namespace cmd
+}  // namespace colora

@@ -1,0 +1,43 @@
+// Closed-form oracle floors (spec section 4): the expected squared error of a
+// least-squares fit of the personal parameters when everything shared is
+// known, for (M1) with Sigma = I and Gaussian noise of standard deviation
+// sigma. They are the inverse-Wishart mean E[(Z^T Z)^{-1}] = I / (n - d - 1)
+// for Z with n iid N(0, I_d) rows, times sigma^2 and the number of outputs.
+//
+//   CoLoRA core S_i (r x r), A, B known:     sigma^2 r^2 / (n - r - 1)
+//   personal head H_i (q x r), A known:      sigma^2 q r / (n - r - 1)
+//   free per-task W_i (q x p):               sigma^2 q p / (n - p - 1)
+//
+// Each returns +infinity when the mean does not exist (n <= d + 1).
+#pragma once
+
+#include <limits>
+
+namespace colora {
+
+/// E ||S_hat - S*||_F^2 for the least-squares core with A*, B* known.
+inline double oracle_core_floor(double sigma, long r, long n) {
+  return n > r + 1 ? sigma * sigma * double(r) * double(r) / double(n - r - 1)
+                   : std::numeric_limits<double>::infinity();
+}
+
+/// E ||H_hat - H*||_F^2 for a personal q x r head with A* known (FedRep, FedSA-LoRA).
+inline double oracle_head_floor(double sigma, long q, long r, long n) {
+  return n > r + 1 ? sigma * sigma * double(q) * double(r) / double(n - r - 1)
+                   : std::numeric_limits<double>::infinity();
+}
+
+/// E ||W_hat - W*||_F^2 for a free per-task q x p least-squares fit.
+inline double oracle_free_floor(double sigma, long q, long p, long n) {
+  return n > p + 1 ? sigma * sigma * double(q) * double(p) / double(n - p - 1)
+                   : std::numeric_limits<double>::infinity();
+}
+
+/// Expected held-out MSE per output entry of the core oracle (M1, Sigma = I,
+/// exact CoLoRA model): sigma^2 + E||S_hat - S*||_F^2 / q, since
+/// E_x ||B (S_hat - S*) A x||^2 = ||S_hat - S*||_F^2 for orthonormal A, B.
+inline double oracle_core_test_mse(double sigma, long q, long r, long n) {
+  return sigma * sigma + oracle_core_floor(sigma, r, n) / double(q);
+}
+
+}  // namespace colora

@@ -1,0 +1,191 @@
+// (M1) multi-output regression as a measurement model for the solver:
+// A_i(W) = X_i W^T, target R_i = Y_i - X_i W_0^T. See measurement_model.hpp.
+//
+// Costs per task (n = n_i): S-step O(n p r + n q r); B-step O(n r q);
+// A-step operator product O(n p r) (two n x p x r GEMMs); loss O(n (p + q) r).
+#pragma once
+
+#include <vector>
+
+#include "colora/core/linalg.hpp"
+#include "colora/detail/parallel.hpp"
+#include "colora/regression/data.hpp"
+#include "colora/regression/measurement_model.hpp"
+
+namespace colora {
+namespace detail {
+
+template <class Scalar>
+class RegressionModel {
+ public:
+  using Mat = Matrix<Scalar>;
+  using Problem = RegressionProblem<Scalar>;
+
+  RegressionModel(const Problem& pb, int num_threads) : pb_(pb), threads_(num_threads) {
+    const Index k = pb.num_tasks();
+    if (pb.W0.size() != 0) {
+      residual_.resize(size_t(k));
+      parallel_for_tasks(k, threads_, [&](Index i) {
+        const auto& t = pb.tasks[size_t(i)];
+        residual_[size_t(i)] = t.Y - t.X * pb.W0.transpose();
+      });
+    }
+    // Pooled column second moments: the D of the A-step preconditioner.
+    col_scale_ = ordered_sum(k, threads_, Vector<Scalar>(Vector<Scalar>::Zero(pb.input_dim())),
+                             [&](Index i, Vector<Scalar>& acc) {
+                               acc += pb.tasks[size_t(i)].X.colwise().squaredNorm().transpose();
+                             });
+  }
+
+  Index tasks() const { return pb_.num_tasks(); }
+  Index input_dim() const { return pb_.input_dim(); }
+  Index output_dim() const { return pb_.output_dim(); }
+  Index samples(Index i) const { return pb_.samples(i); }
+  const Mat& X(Index i) const { return pb_.tasks[size_t(i)].X; }
+  const Mat& target(Index i) const { return residual_.empty() ? pb_.tasks[size_t(i)].Y : residual_[size_t(i)]; }
+
+  Mat moment(Index i) const { return X(i).transpose() * target(i) / Scalar(samples(i)); }
+
+  /// S-step: min_S ||R - X A^T S^T B^T||^2 + ridge ||S||^2. For a full core
+  /// B must have orthonormal columns (the solver's gauge), so the problem is
+  /// ||R B - Z S^T||^2 with Z = X A^T. For a diagonal core B is general.
+  bool solve_core(Index i, const Mat& A, const Mat& B, Scalar ridge, CoreKind core, Mat& S) const {
+    const Index r = A.rows();
+    const Mat Z = X(i) * A.transpose();
+    const Mat P = target(i) * B;
+    Mat G = Z.transpose() * Z;
+    if (core == CoreKind::Full) {
+      G.diagonal().array() += ridge;
+      Mat St;
+      const bool ok = solve_spd<Scalar>(G, Z.transpose() * P, St);
+      S = St.transpose();
+      return ok;
+    }
+    // Diagonal: Z diag(s) B^T = sum_j s_j z_j b_j^T.
+    G = G.cwiseProduct(B.transpose() * B);
+    G.diagonal().array() += ridge;
+    const Vector<Scalar> rhs = (Z.transpose() * P).diagonal();
+    Mat s;
+    const bool ok = solve_spd<Scalar>(G, rhs, s);
+    S = Mat::Zero(r, r);
+    S.diagonal() = s.col(0);
+    return ok;
+  }
+
+  BNormal<Scalar> b_normal(Index i, const Mat& A, const Mat& S, Scalar w) const {
+    const Mat Q = (X(i) * A.transpose()) * S.transpose();  // n x r
+    BNormal<Scalar> out;
+    out.gram.noalias() = w * (Q.transpose() * Q);
+    out.rhs.noalias() = w * (Q.transpose() * target(i));
+    return out;
+  }
+
+  BNormal<Scalar> b_zero(Index r) const {
+    return BNormal<Scalar>{Mat::Zero(r, r), Mat::Zero(r, output_dim())};
+  }
+
+  bool b_from_normal(const BNormal<Scalar>& ne, Mat& B) const {
+    Mat Bt;
+    const bool ok = solve_spd<Scalar>(ne.gram, ne.rhs, Bt);
+    B = Bt.transpose();
+    return ok;
+  }
+
+  /// The A-step quadratic: H(G) = sum_i w_i X_i^T X_i G C_i with
+  /// C_i = S_i^T B^T B S_i, rhs = sum_i w_i X_i^T R_i B S_i.
+  class ASystem {
+   public:
+    ASystem(const RegressionModel& m, const Mat& B, const std::vector<Mat>& S, const std::vector<Scalar>& w,
+            int threads)
+        : m_(m), threads_(threads) {
+      const Index k = m.tasks(), p = m.input_dim(), r = B.cols();
+      const Mat BtB = B.transpose() * B;
+      C_.resize(size_t(k));
+      C_bar_ = Mat::Zero(r, r);
+      for (Index i = 0; i < k; ++i) {
+        C_[size_t(i)] = w[size_t(i)] * (S[size_t(i)].transpose() * BtB * S[size_t(i)]);
+        C_bar_ += Scalar(m.samples(i)) * C_[size_t(i)];
+      }
+      rhs_ = ordered_sum(k, threads_, Mat(Mat::Zero(p, r)), [&](Index i, Mat& acc) {
+        acc.noalias() += m.X(i).transpose() * ((m.target(i) * B) * (w[size_t(i)] * S[size_t(i)]));
+      });
+      Scalar total_n = 0;
+      for (Index i = 0; i < k; ++i) total_n += Scalar(m.samples(i));
+      d_ = m.col_scale_ / total_n;
+    }
+    const Mat& rhs() const { return rhs_; }
+    Mat apply(const Mat& G) const {
+      return ordered_sum(m_.tasks(), threads_, Mat(Mat::Zero(G.rows(), G.cols())), [&](Index i, Mat& acc) {
+        const Mat XG = m_.X(i) * G;
+        acc.noalias() += m_.X(i).transpose() * (XG * C_[size_t(i)]);
+      });
+    }
+    /// H ~ C_bar (x) diag(d): exact when X_i^T X_i = n_i diag(d) for all i.
+    const Mat& c_bar() const { return C_bar_; }
+    const Vector<Scalar>& d() const { return d_; }
+    /// Dense pr x pr matrix of H (vec column-major): block (a, b) = sum_i C_i(a, b) X_i^T X_i.
+    Mat dense_gram() const {
+      const Index k = m_.tasks(), p = m_.input_dim(), r = C_bar_.rows();
+      const auto& grams = m_.input_grams();
+      Mat H(p * r, p * r);
+      const Index blocks = r * (r + 1) / 2;
+      const int nt = resolve_threads(threads_, blocks);
+      (void)nt;
+      COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
+      for (Index blk = 0; blk < blocks; ++blk) {
+        Index a = 0, rem = blk;
+        while (rem >= r - a) { rem -= r - a; ++a; }
+        const Index b = a + rem;
+        Mat acc = Mat::Zero(p, p);
+        for (Index i = 0; i < k; ++i) acc += C_[size_t(i)](a, b) * grams[size_t(i)];
+        H.block(a * p, b * p, p, p) = acc;
+        if (a != b) H.block(b * p, a * p, p, p) = acc;
+      }
+      return H;
+    }
+
+   private:
+    const RegressionModel& m_;
+    int threads_;
+    std::vector<Mat> C_;
+    Mat C_bar_, rhs_;
+    Vector<Scalar> d_;
+  };
+
+  ASystem a_system(const Mat& B, const std::vector<Mat>& S, const std::vector<Scalar>& w) const {
+    return ASystem(*this, B, S, w, threads_);
+  }
+
+  /// X_i^T X_i for every task, computed on first use (exact A-step only).
+  const std::vector<Mat>& input_grams() const {
+    if (grams_.empty()) {
+      std::vector<Mat> g(static_cast<size_t>(tasks()));
+      parallel_for_tasks(tasks(), threads_, [&](Index i) { g[size_t(i)].noalias() = X(i).transpose() * X(i); });
+      grams_ = std::move(g);
+    }
+    return grams_;
+  }
+
+  double loss(Index i, const Mat& A, const Mat& B, const Mat& S) const {
+    return double((target(i) - ((X(i) * A.transpose()) * S.transpose()) * B.transpose()).squaredNorm());
+  }
+
+  double test_sq_error(Index i, const Mat& A, const Mat& B, const Mat& S, Index& count) const {
+    const auto& t = pb_.tasks[size_t(i)];
+    count = t.X_test.rows() * t.Y_test.cols();
+    if (count == 0) return 0.0;
+    Mat pred = ((t.X_test * A.transpose()) * S.transpose()) * B.transpose();
+    if (pb_.W0.size()) pred.noalias() += t.X_test * pb_.W0.transpose();
+    return double((t.Y_test - pred).squaredNorm());
+  }
+
+ private:
+  const Problem& pb_;
+  int threads_;
+  std::vector<Mat> residual_;
+  Vector<Scalar> col_scale_;
+  mutable std::vector<Mat> grams_;
+};
+
+}  // namespace detail
+}  // namespace colora

@@ -1,0 +1,335 @@
+// The baselines of spec section 7 (include/colora/baselines): each recovers
+// the planted truth of its own model noiselessly, the iterative ones behave
+// as documented (monotone objective, linear convergence, participation),
+// results do not depend on the thread count, bad input names the field.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <string>
+
+#include "test_support.hpp"
+
+using colora::Index;
+using colora::Matrix;
+using colora_test::Tol;
+
+namespace {
+
+colora::GeneratorOptions small_options(Index k, Index p, Index q, Index r, Index n, std::uint64_t seed) {
+  colora::GeneratorOptions g;
+  g.tasks = k;
+  g.p = p;
+  g.q = q;
+  g.rank = r;
+  g.samples = {n};
+  g.test_samples = 20;
+  g.sigma = 0.0;
+  g.seed = seed;
+  g.num_threads = 1;
+  return g;
+}
+
+colora::BaselineOptions base_options(Index r, int iters) {
+  colora::BaselineOptions o;
+  o.rank = r;
+  o.max_iterations = iters;
+  o.tolerance = 0.0;
+  o.num_threads = 1;
+  return o;
+}
+
+template <class Problem>
+colora::RecoveryMetrics metrics_of(const Problem& pb, const colora::BaselineResult<typename Problem::Scalar>& res) {
+  return colora::estimate_metrics(*pb.truth, res.estimate);
+}
+
+template <class Scalar>
+bool objective_non_increasing(const std::vector<colora::IterationRecord>& h) {
+  for (size_t t = 1; t < h.size(); ++t)
+    if (h[t].objective > h[t - 1].objective * (1 + 64 * double(Eigen::NumTraits<Scalar>::epsilon())) + 1e-30)
+      return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("global recovers the common model when all cores are equal (tau = 0)", Scalar, double, float) {
+  auto g = small_options(6, 8, 6, 2, 10, colora_test::rng_for("global tau0").next_u64());
+  g.tau = 0.0;
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto res = colora::fit_global(pb, base_options(2, 1));
+  CHECK(res.status == colora::Status::Success);
+  CHECK(res.stop_reason == colora::StopReason::ClosedForm);
+  REQUIRE(res.history.size() == 1);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+  CHECK(std::isnan(m.dist_a));  // global has no shared A
+  CHECK(res.estimate.shared.size() == 1);
+  CHECK(res.estimate.shared[0].name == "W");
+  // (M2) as well.
+  auto gs = small_options(4, 4, 3, 1, 10, g.seed + 1);
+  gs.tau = 0.0;
+  const auto sp = colora::generate_sensing<Scalar>(gs);
+  const auto rs = colora::fit_global(sp, base_options(1, 1));
+  CHECK(metrics_of(sp, rs).max_rel_err < Tol<Scalar>::recovery);
+}
+
+TEST_CASE_TEMPLATE("local recovers every task with n_i > p; minimum-norm below", Scalar, double, float) {
+  const auto g = small_options(3, 6, 4, 2, 12, colora_test::rng_for("local").next_u64());
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto res = colora::fit_local(pb, base_options(2, 1));
+  CHECK(res.status == colora::Status::Success);
+  CHECK(metrics_of(pb, res).max_rel_err < Tol<Scalar>::recovery);
+  CHECK(res.estimate.personal.at(0).name == "W");
+  // (M2) with m_i > q p.
+  const auto gs = small_options(2, 3, 3, 1, 15, g.seed + 1);
+  const auto sp = colora::generate_sensing<Scalar>(gs);
+  CHECK(metrics_of(sp, colora::fit_local(sp, base_options(1, 1))).max_rel_err < Tol<Scalar>::recovery);
+  // n_i < p: the minimum-norm solution interpolates the data and lies in the row space of X_i.
+  const auto gu = small_options(2, 10, 3, 1, 4, g.seed + 2);
+  const auto pu = colora::generate_regression<Scalar>(gu);
+  const auto ru = colora::fit_local(pu, base_options(1, 1));
+  CHECK(!ru.warnings.empty());
+  for (Index i = 0; i < 2; ++i) {
+    const auto& t = pu.tasks[size_t(i)];
+    const Matrix<Scalar> W = ru.estimate.weight(i);
+    CHECK(double((t.X * W.transpose() - t.Y).norm()) < Tol<Scalar>::recovery * (1 + double(t.Y.norm())) * 10);
+    // W^T = X^T alpha: the part orthogonal to the row space of X is zero.
+    const Matrix<Scalar> Qx = colora::thin_qr(Matrix<Scalar>(t.X.transpose())).Q;
+    const Matrix<Scalar> Wt = W.transpose();
+    CHECK(double((Wt - Qx * (Qx.transpose() * Wt)).norm()) < Tol<Scalar>::recovery * 10 * (1 + double(W.norm())));
+  }
+}
+
+TEST_CASE_TEMPLATE("global-lora recovers the common low-rank model (tau = 0)", Scalar, double, float) {
+  auto g = small_options(10, 12, 10, 2, 8, colora_test::rng_for("global-lora").next_u64());
+  g.tau = 0.0;
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto res = colora::fit_global_lora(pb, base_options(2, 100));
+  CHECK(res.status != colora::Status::NumericalIssue);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+  CHECK(m.dist_a < Tol<Scalar>::recovery);
+  CHECK(m.dist_b < Tol<Scalar>::recovery);
+  REQUIRE(res.history.size() >= 2);
+  CHECK(res.history.back().mean_rel_err < Tol<Scalar>::recovery);  // records are evaluated on the original tasks
+}
+
+TEST_CASE_TEMPLATE("local-lora recovers every task's rank-r model with enough samples", Scalar, double, float) {
+  const auto g = small_options(3, 10, 8, 2, 30, colora_test::rng_for("local-lora").next_u64());
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto res = colora::fit_local_lora(pb, base_options(2, 100));
+  CHECK(res.status != colora::Status::NumericalIssue);
+  CHECK(metrics_of(pb, res).max_rel_err < Tol<Scalar>::recovery);
+  REQUIRE(res.estimate.personal.size() == 3);  // A_i, B_i, S_i
+  REQUIRE(!res.history.empty());
+  CHECK(res.history.back().max_rel_err < Tol<Scalar>::recovery);
+  CHECK(std::isnan(res.history.back().dist_a));
+}
+
+TEST_CASE_TEMPLATE("fedrep (AltMin) recovers the shared A when only B varies (theta_B > 0, theta_A = 0)", Scalar,
+                   double, float) {
+  auto g = small_options(30, 16, 8, 2, 12, colora_test::rng_for("fedrep altmin").next_u64());
+  g.theta_b = 0.6;
+  const auto pb = colora::generate_regression<Scalar>(g);
+  auto o = base_options(2, 200);
+  o.a_step = colora::AStepSolver::Exact;
+  const auto res = colora::fit_fedrep(pb, o);
+  CHECK(res.status != colora::Status::NumericalIssue);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.dist_a < Tol<Scalar>::recovery);
+  CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+  CHECK(std::isnan(m.dist_b));
+  CHECK(objective_non_increasing<Scalar>(res.history));
+  CHECK(res.estimate.personal.at(0).name == "H");
+  // cg A-step reaches the same point.
+  o.a_step = colora::AStepSolver::Cg;
+  CHECK(metrics_of(pb, colora::fit_fedrep(pb, o)).max_rel_err < Tol<Scalar>::recovery);
+}
+
+TEST_CASE("fedrep-gd (AltGD) converges linearly on q = 1 (FedRep's setting)") {
+  using Scalar = double;
+  const Index k = 40, p = 12, r = 3, n = 10;
+  colora::Rng rng = colora_test::rng_for("fedrep altgd q1");
+  colora::RegressionProblem<Scalar> pb;
+  colora::GroundTruth<Scalar> truth;
+  truth.A_shared = colora::haar_orthonormal<Scalar>(rng, p, r).transpose();
+  truth.B_shared = Matrix<Scalar>::Ones(1, r);
+  for (Index i = 0; i < k; ++i) {
+    const Matrix<Scalar> h = rng.normal_matrix<Scalar>(1, r);
+    colora::RegressionTask<Scalar> t;
+    t.X = rng.normal_matrix<Scalar>(n, p);
+    t.Y = t.X * (h * truth.A_shared).transpose();
+    pb.tasks.push_back(t);
+    truth.A.push_back(truth.A_shared);
+    truth.B.push_back(h);
+    truth.S.push_back(Matrix<Scalar>::Identity(r, r));
+  }
+  pb.truth = truth;
+  auto o = base_options(r, 300);
+  const auto res = colora::fit_fedrep(pb, o, colora::FedRepVariant::AltGD);
+  REQUIRE(res.history.size() > 30);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.dist_a < 1e-8);
+  CHECK(m.max_rel_err < 1e-8);
+  // Linear: every 10 rounds shrink dist_a by a fixed factor while above rounding level.
+  int blocks = 0;
+  for (size_t t = 10; t + 10 < res.history.size(); t += 10) {
+    if (res.history[t + 10].dist_a < 1e-11) break;
+    CHECK(res.history[t + 10].dist_a < 0.5 * res.history[t].dist_a);
+    ++blocks;
+  }
+  CHECK(blocks >= 2);
+  // A rank above q is allowed for fedrep (a free head), above p is not.
+  o.rank = p + 1;
+  CHECK_THROWS_WITH_AS(colora::fit_fedrep(pb, o), doctest::Contains("rank"), std::invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("fedrep with partial participation still converges", Scalar, double, float) {
+  auto g = small_options(30, 16, 8, 2, 12, colora_test::rng_for("fedrep participation").next_u64());
+  g.theta_b = 0.6;
+  const auto pb = colora::generate_regression<Scalar>(g);
+  auto o = base_options(2, 300);
+  o.participation = 0.4;
+  const auto res = colora::fit_fedrep(pb, o);
+  CHECK(res.status != colora::Status::NumericalIssue);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.dist_a < Tol<Scalar>::recovery);
+  CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+}
+
+TEST_CASE("fedrep with participation: 1 and 2 threads give bitwise identical results") {
+  auto g = small_options(24, 14, 8, 2, 12, colora_test::rng_for("fedrep threads").next_u64());
+  g.theta_b = 0.5;
+  g.sigma = 0.05;
+  const auto pb = colora::generate_regression<double>(g);
+  auto o = base_options(2, 15);
+  o.participation = 0.5;
+  o.num_threads = 1;
+  const auto r1 = colora::fit_fedrep(pb, o);
+  o.num_threads = 2;
+  const auto r2 = colora::fit_fedrep(pb, o);
+  CHECK(r1.estimate.A == r2.estimate.A);
+  for (Index i = 0; i < pb.num_tasks(); ++i) CHECK(r1.estimate.U[size_t(i)] == r2.estimate.U[size_t(i)]);
+  REQUIRE(r1.history.size() == r2.history.size());
+  for (size_t t = 0; t < r1.history.size(); ++t) CHECK(r1.history[t].objective == r2.history[t].objective);
+  // Participants: ceil(0.5 k), deterministic per round, different across rounds.
+  const auto a = colora::detail::participants(24, 0.5, 7, 1), b = colora::detail::participants(24, 0.5, 7, 2);
+  CHECK(std::count(a.begin(), a.end(), 1) == 12);
+  CHECK(a == colora::detail::participants(24, 0.5, 7, 1));
+  CHECK(a != b);
+  const auto c = colora::detail::participants(10, 0.31, 7, 1);
+  CHECK(std::count(c.begin(), c.end(), 1) == 4);
+}
+
+TEST_CASE_TEMPLATE("ffa recovers B on its own model (A frozen at its seeded random draw)", Scalar, double, float) {
+  const Index k = 5, p = 10, q = 7, r = 2, n = 6;
+  const std::uint64_t seed = 99;
+  colora::Rng rng = colora_test::rng_for("ffa");
+  const Matrix<Scalar> A = colora::ffa_frozen_A<Scalar>(p, r, seed);
+  const Matrix<Scalar> Bstar = rng.normal_matrix<Scalar>(q, r);
+  const auto qr = colora::thin_qr(Bstar);
+  colora::RegressionProblem<Scalar> pb;
+  colora::GroundTruth<Scalar> truth;
+  truth.A_shared = A;
+  truth.B_shared = qr.Q;
+  for (Index i = 0; i < k; ++i) {
+    colora::RegressionTask<Scalar> t;
+    t.X = rng.normal_matrix<Scalar>(n, p);
+    t.Y = t.X * (Bstar * A).transpose();
+    pb.tasks.push_back(t);
+    truth.A.push_back(A);
+    truth.B.push_back(qr.Q);
+    truth.S.push_back(qr.R);
+  }
+  pb.truth = truth;
+  auto o = base_options(r, 1);
+  o.seed = seed;
+  const auto res = colora::fit_ffa(pb, o);
+  CHECK(res.status == colora::Status::Success);
+  const auto m = metrics_of(pb, res);
+  CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+  CHECK(m.dist_b < Tol<Scalar>::recovery);
+  CHECK(double((res.estimate.B - Bstar).norm()) < Tol<Scalar>::recovery * double(Bstar.norm()));
+  CHECK(res.estimate.trainable_parameters == q * r);
+  // A different seed freezes a different A and cannot fit this model.
+  o.seed = seed + 1;
+  CHECK(metrics_of(pb, colora::fit_ffa(pb, o)).max_rel_err > 1e-2);
+}
+
+TEST_CASE("mom: the one-shot spectral error decays as the total sample count grows") {
+  auto g = small_options(20, 16, 16, 2, 10, colora_test::rng_for("mom").next_u64());
+  g.sigma = 0.1;
+  const auto o = base_options(2, 0);
+  const auto small = colora::generate_regression<double>(g);
+  g.samples = {160};
+  const auto large = colora::generate_regression<double>(g);
+  const auto rs = colora::fit_mom(small, o), rl = colora::fit_mom(large, o);
+  CHECK(rs.stop_reason == colora::StopReason::ClosedForm);
+  const auto ms = metrics_of(small, rs), ml = metrics_of(large, rl);
+  INFO("dist_a " << ms.dist_a << " -> " << ml.dist_a << ", err " << ms.mean_rel_err << " -> " << ml.mean_rel_err);
+  CHECK(ml.dist_a < 0.5 * ms.dist_a);
+  CHECK(ml.mean_rel_err < 0.5 * ms.mean_rel_err);
+}
+
+TEST_CASE_TEMPLATE("gd-gd decreases the objective monotonically and gets close to the truth", Scalar, double, float) {
+  const auto g = small_options(20, 12, 10, 2, 20, colora_test::rng_for("gd-gd").next_u64());
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto res = colora::fit_gd_gd(pb, base_options(2, 400));
+  CHECK(res.status != colora::Status::NumericalIssue);
+  CHECK(objective_non_increasing<Scalar>(res.history));
+  const auto m0 = res.history.front().mean_rel_err, m1 = metrics_of(pb, res).mean_rel_err;
+  INFO("gd-gd error " << m0 << " -> " << m1);
+  CHECK(m1 < 1e-2 * m0);
+  CHECK(m1 < (std::is_same<Scalar, double>::value ? 1e-4 : 1e-2));
+}
+
+TEST_CASE("every method runs on (M2) sensing and on (M1) through fit_baseline, with uniform diagnostics") {
+  auto g = small_options(6, 5, 4, 1, 40, colora_test::rng_for("all methods").next_u64());
+  g.sigma = 0.01;
+  const auto sp = colora::generate_sensing<double>(g);
+  const auto rp = colora::generate_regression<double>(g);
+  auto o = base_options(1, 20);
+  for (const auto& name : colora::baseline_names()) {
+    CAPTURE(name);
+    const auto rs = colora::fit_baseline(name, sp, o);
+    CHECK(rs.method == name);
+    CHECK(rs.status != colora::Status::NumericalIssue);
+    CHECK(rs.status != colora::Status::NotComputed);
+    REQUIRE(!rs.history.empty());
+    CHECK(std::isfinite(rs.history.back().test_mse));
+    CHECK(std::isfinite(metrics_of(sp, rs).mean_rel_err));
+    const auto rr = colora::fit_baseline(name, rp, o);
+    CHECK(rr.status != colora::Status::NumericalIssue);
+    CHECK(std::isfinite(colora::estimate_test_mse(rp, rr.estimate)));
+    CHECK(rr.estimate.trainable_parameters > 0);
+  }
+  // The generic metrics agree with the solver's own for CoLoRA.
+  const auto f = colora::fit(rp, static_cast<const colora::SolverOptions&>(o));
+  const auto a = colora::recovery_metrics(*rp.truth, f.A, f.B, f.cores);
+  const auto b = metrics_of(rp, colora::fit_baseline("colora", rp, o));
+  CHECK(a.mean_rel_err == doctest::Approx(b.mean_rel_err).epsilon(1e-12));
+  CHECK(a.dist_a == doctest::Approx(b.dist_a).epsilon(1e-12));
+  CHECK_THROWS_WITH_AS(colora::fit_baseline("fedavg", rp, o), doctest::Contains("fedavg"), std::invalid_argument);
+}
+
+TEST_CASE("bad input names the field") {
+  const auto g = small_options(4, 5, 4, 1, 10, colora_test::rng_for("bad input").next_u64());
+  const auto pb = colora::generate_regression<double>(g);
+  auto o = base_options(5, 5);  // rank 5 > min(p, q) = 4
+  for (const char* name : {"colora", "local-lora", "global-lora", "ffa", "gd-gd", "mom"}) {
+    CAPTURE(name);
+    CHECK_THROWS_WITH_AS(colora::fit_baseline(name, pb, o), doctest::Contains("rank"), std::invalid_argument);
+  }
+  o.rank = 1;
+  for (double f : {0.0, -0.5, 1.5}) {
+    o.participation = f;
+    CHECK_THROWS_WITH_AS(colora::fit_fedrep(pb, o), doctest::Contains("participation"), std::invalid_argument);
+  }
+  o.participation = 1.0;
+  o.gd_gd_step = 0.0;
+  CHECK_THROWS_WITH_AS(colora::fit_gd_gd(pb, o), doctest::Contains("gd_gd_step"), std::invalid_argument);
+  o.gd_gd_step = 0.5;
+  o.lambda = -1;
+  CHECK_THROWS_WITH_AS(colora::fit_local(pb, o), doctest::Contains("lambda"), std::invalid_argument);
+}

@@ -1,0 +1,335 @@
+// The colora program (experiments/): every subcommand (recovery, sweep,
+// phase, fit, adapt) on a tiny problem, the
+// documented CSV columns, exit code 2 for bad flags and values, identical
+// CSVs for --threads 1 and 2, and `fit` on a planted directory.
+//
+// Runs the built program (COLORA_CLI_PATH, set by tests/CMakeLists.txt) with
+// std::system, output redirected into a scratch directory under the current
+// working directory.
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+#ifndef COLORA_CLI_PATH
+#error "COLORA_CLI_PATH must name the colora program (set in tests/CMakeLists.txt)"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path& scratch_root() {
+  static const fs::path root = [] {
+    const fs::path p = fs::current_path() / "colora_test_experiments";
+    fs::remove_all(p);
+    fs::create_directories(p);
+    return p;
+  }();
+  return root;
+}
+
+/// A fresh directory for one test.
+std::string scratch(const std::string& name) {
+  const fs::path p = scratch_root() / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+struct Run {
+  int code = -1;
+  std::string out, err;
+};
+
+/// Runs `colora <args>` with stdout and stderr captured into files of `dir`.
+Run colora(const std::string& args, const std::string& dir) {
+  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
+  const std::string cmd = std::string("'") + COLORA_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
+  const int status = std::system(cmd.c_str());
+  Run r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = read_text(out);
+  r.err = read_text(err);
+  return r;
+}
+
+std::string seed_flag() { return " --seed " + std::to_string(colora_test::seed() % 100000); }
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+/// The lines of a CSV file (no trailing empty line).
+std::vector<std::string> csv_lines(const std::string& path) {
+  std::vector<std::string> lines = split(read_text(path), '\n');
+  if (!lines.empty() && lines.back().empty()) lines.pop_back();
+  return lines;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+/// Bad command lines: exit code 2, one line on stderr naming the problem.
+void check_usage_error(const std::string& args, const std::string& dir, const std::string& mentions) {
+  CAPTURE(args);
+  const Run r = colora(args, dir);
+  CHECK(r.code == 2);
+  CHECK(count_lines(r.err) == 1);
+  CHECK(r.err.find(mentions) != std::string::npos);
+}
+
+const char* const kTinyProblem = " --tasks 4 --p 8 --q 8 --rank 2 --samples 12 --test-samples 10 --iters 15";
+
+}  // namespace
+
+TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with the documented columns") {
+  const std::string dir = scratch("recovery");
+  const Run r = colora(std::string("recovery") + kTinyProblem + seed_flag() + " --out " + dir + "/out", dir);
+  REQUIRE(r.code == 0);
+  const auto summary = csv_lines(dir + "/out/summary.csv");
+  REQUIRE(summary.size() == 3);  // colora, oracle
+  CHECK(summary[0] ==
+        "method,final_dist_a,final_dist_b,mean_rel_err,median_rel_err,max_rel_err,test_mse,oracle_mse,iterations,seconds");
+  const auto history = csv_lines(dir + "/out/history.csv");
+  REQUIRE(history.size() >= 3);
+  CHECK(history[0] == "method,iter,seconds,objective,dist_a,dist_b,mean_rel_err,test_mse");
+  // colora's estimate is close to the truth on this well-posed problem (sigma = 0.1).
+  const auto colora_row = split(summary[1], ',');
+  REQUIRE(colora_row.size() == 10);
+  CHECK(colora_row[0] == "colora");
+  CHECK(std::stod(colora_row[1]) < 0.2);
+}
+
+TEST_CASE("colora sweep: documented columns, one row per method x value x metric, identical for 1 and 2 threads") {
+  const std::string dir = scratch("sweep");
+  const std::string common = std::string("sweep --vary tau --values 0,1 --trials 3 --methods colora,oracle") +
+                             kTinyProblem + seed_flag();
+  const Run r1 = colora(common + " --threads 1 --out " + dir + "/t1", dir);
+  REQUIRE(r1.code == 0);
+  const Run r2 = colora(common + " --threads 2 --out " + dir + "/t2", dir);
+  REQUIRE(r2.code == 0);
+  const std::string csv1 = read_text(dir + "/t1/sweep.csv"), csv2 = read_text(dir + "/t2/sweep.csv");
+  CHECK(csv1 == csv2);
+  const auto lines = csv_lines(dir + "/t1/sweep.csv");
+  REQUIRE(lines.size() == 1 + 2 * 2 * 2);
+  CHECK(lines[0] == "method,value,metric,trial_count,mean,ci_low,ci_high");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    CAPTURE(lines[i]);
+    const auto c = split(lines[i], ',');
+    REQUIRE(c.size() == 7);
+    CHECK((c[0] == "colora" || c[0] == "oracle"));
+    CHECK((c[1] == "0" || c[1] == "1"));
+    CHECK((c[2] == "test_mse" || c[2] == "mean_rel_err"));
+    CHECK(c[3] == "3");
+    const double mean = std::stod(c[4]), lo = std::stod(c[5]), hi = std::stod(c[6]);
+    CHECK(mean > 0);
+    CHECK(lo <= mean);
+    CHECK(mean <= hi);
+  }
+  // The trial seeds do not depend on --values: the value-1 rows are the same
+  // when the sweep has only that value.
+  const Run r3 = colora(std::string("sweep --vary tau --values 1 --trials 3 --methods colora,oracle") + kTinyProblem +
+                            seed_flag() + " --threads 2 --out " + dir + "/only1",
+                        dir);
+  REQUIRE(r3.code == 0);
+  const auto only = csv_lines(dir + "/only1/sweep.csv");
+  REQUIRE(only.size() == 1 + 2 * 2);
+  for (size_t i = 1; i < only.size(); ++i) {
+    bool found = false;
+    for (const auto& l : lines) found = found || l == only[i];
+    CHECK_MESSAGE(found, only[i]);
+  }
+}
+
+TEST_CASE("colora phase: documented columns, Clopper-Pearson bounds, identical for 1 and 2 threads") {
+  const std::string dir = scratch("phase");
+  const std::string common =
+      "phase --samples 1,8 --tasks 1,8 --trials 3 --p 8 --q 8 --rank 2 --iters 100" + seed_flag();
+  const Run r1 = colora(common + " --threads 1 --out " + dir + "/t1", dir);
+  REQUIRE(r1.code == 0);
+  const Run r2 = colora(common + " --threads 2 --out " + dir + "/t2", dir);
+  REQUIRE(r2.code == 0);
+  CHECK(read_text(dir + "/t1/phase.csv") == read_text(dir + "/t2/phase.csv"));
+  const auto lines = csv_lines(dir + "/t1/phase.csv");
+  REQUIRE(lines.size() == 1 + 4);
+  CHECK(lines[0] == "method,samples,tasks,trials,successes,probability,ci_low,ci_high");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    CAPTURE(lines[i]);
+    const auto c = split(lines[i], ',');
+    REQUIRE(c.size() == 8);
+    CHECK(c[0] == "colora");
+    CHECK(c[3] == "3");
+    const int s = std::stoi(c[4]);
+    CHECK(s >= 0);
+    CHECK(s <= 3);
+    const double prob = std::stod(c[5]), lo = std::stod(c[6]), hi = std::stod(c[7]);
+    CHECK(prob == doctest::Approx(s / 3.0));
+    CHECK(lo >= 0);
+    CHECK(lo <= prob);
+    CHECK(prob <= hi);
+    CHECK(hi <= 1);
+    // Clopper-Pearson for 3 trials: s = 0 gives [0, 1 - 0.025^(1/3)], s = 3 gives [0.025^(1/3), 1].
+    if (s == 0) CHECK(hi == doctest::Approx(1 - std::cbrt(0.025)).epsilon(1e-9));
+    if (s == 3) CHECK(lo == doctest::Approx(std::cbrt(0.025)).epsilon(1e-9));
+    // One sample per task from one task cannot determine A (p = 8 > 1); 8 tasks
+    // with 8 noiseless samples each (64 >> (p + q) r) always can.
+    if (c[1] == "1" && c[2] == "1") CHECK(s == 0);
+    if (c[1] == "8" && c[2] == "8") CHECK(s == 3);
+  }
+}
+
+TEST_CASE("colora adapt: tiny problem writes adapt.csv with the documented columns") {
+  const std::string dir = scratch("adapt");
+  const Run r = colora(std::string("adapt --new-tasks 3 --new-samples 2,4,8 --trials 2") + kTinyProblem + seed_flag() +
+                           " --out " + dir + "/out",
+                       dir);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto lines = csv_lines(dir + "/out/adapt.csv");
+  REQUIRE(lines.size() >= 2);
+  CHECK(lines[0] == "method,n_new,trial_count,mean_test_mse,ci_low,ci_high");
+  for (size_t i = 1; i < lines.size(); ++i) {
+    CAPTURE(lines[i]);
+    const auto c = split(lines[i], ',');
+    REQUIRE(c.size() == 6);
+    CHECK((c[1] == "2" || c[1] == "4" || c[1] == "8"));
+    CHECK(std::stod(c[3]) > 0);
+  }
+}
+
+namespace {
+
+/// A planted noiseless problem written with io::save_regression_directory.
+colora::RegressionProblem<double> planted_directory(const std::string& path, bool noiseless) {
+  colora::GeneratorOptions g;
+  g.tasks = 6;
+  g.p = 10;
+  g.q = 7;
+  g.rank = 2;
+  g.samples = {15};
+  g.test_samples = 5;
+  g.sigma = noiseless ? 0.0 : 0.1;
+  g.seed = colora_test::rng_for("fit planted directory").next_u64();
+  const auto pb = colora::generate_regression<double>(g);
+  colora::io::save_regression_directory(path, pb);
+  return pb;
+}
+
+}  // namespace
+
+TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and writes A, B, S_i, report.csv") {
+  const std::string dir = scratch("fit");
+  const auto pb = planted_directory(dir + "/data", true);
+  const Run r = colora("fit --data " + dir + "/data --method colora --rank 2 --iters 200 --threads 1 --out " + dir +
+                           "/out",
+                       dir);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto A = colora::io::read_npy<double>(dir + "/out/A.npy");
+  const auto B = colora::io::read_npy<double>(dir + "/out/B.npy");
+  REQUIRE(A.rows() == 2);
+  REQUIRE(A.cols() == 10);
+  REQUIRE(B.rows() == 7);
+  REQUIRE(B.cols() == 2);
+  CHECK(colora::row_space_distance(A, pb.truth->A_shared).spectral < 1e-6);
+  CHECK(colora::subspace_distance(B, pb.truth->B_shared).spectral < 1e-6);
+  // The personal cores reproduce every task's W_i* - W_0.
+  for (colora::Index i = 0; i < 6; ++i) {
+    const auto S = colora::io::read_npy<double>(dir + "/out/S_" + std::to_string(i) + ".npy");
+    REQUIRE(S.rows() == 2);
+    REQUIRE(S.cols() == 2);
+    const colora::Matrix<double> D = pb.truth->delta(i);
+    CHECK((B * S * A - D).norm() <= 1e-6 * D.norm());
+  }
+  const auto report = csv_lines(dir + "/out/report.csv");
+  REQUIRE(report.size() == 1 + 6);
+  CHECK(report[0] == "task,samples,train_mse,test_mse");
+  for (size_t i = 1; i < report.size(); ++i) {
+    const auto c = split(report[i], ',');
+    REQUIRE(c.size() == 4);
+    CHECK(c[0] == std::to_string(i - 1));
+    CHECK(c[1] == "15");
+    CHECK(std::stod(c[2]) < 1e-12);  // noiseless: the fit is exact
+    CHECK(std::stod(c[3]) < 1e-12);
+  }
+  const auto summary = csv_lines(dir + "/out/summary.csv");
+  REQUIRE(summary.size() == 2);
+  CHECK(summary[0] ==
+        "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds");
+}
+
+TEST_CASE("colora fit: a directory with a missing Y file fails naming the file") {
+  const std::string dir = scratch("fit_missing");
+  planted_directory(dir + "/data", false);
+  fs::remove(dir + "/data/Y_3.npy");
+  const Run r = colora("fit --data " + dir + "/data --rank 2 --out " + dir + "/out", dir);
+  CHECK(r.code != 0);
+  CHECK(r.code == 1);  // a data problem, not a command-line problem
+  CHECK(r.err.find("Y_3.npy") != std::string::npos);
+  CHECK(count_lines(r.err) == 1);
+  CHECK_FALSE(fs::exists(dir + "/out/A.npy"));
+}
+
+TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one line") {
+  const std::string dir = scratch("usage");
+  planted_directory(dir + "/data", false);
+  const std::string data = " --data " + dir + "/data --out " + dir + "/out";
+  for (const char* cmd : {"recovery", "sweep", "phase", "fit", "adapt"}) {
+    check_usage_error(std::string(cmd) + " --no-such-flag 1", dir, "unknown flag --no-such-flag");
+    check_usage_error(std::string(cmd) + " --threads many", dir, "--threads");
+    check_usage_error(std::string(cmd) + (std::string(cmd) == "fit" ? " --rank 2 --method nosuch" + data : " --methods nosuch"),
+                      dir, "unknown method 'nosuch'");
+  }
+  check_usage_error("recovery --rank 100 --out " + dir + "/out", dir, "rank");
+  check_usage_error("sweep --vary colour", dir, "--vary");
+  check_usage_error("sweep --vary tau --values -1", dir, "tau");
+  check_usage_error("sweep --vary samples --values 2.5", dir, "2.5");
+  check_usage_error("sweep --vary theta-b --values 2", dir, "theta");
+  check_usage_error("sweep --trials 0", dir, "--trials");
+  check_usage_error("phase --samples 0,4", dir, "--samples");
+  check_usage_error("phase --tasks 2,x", dir, "--tasks");
+  check_usage_error("phase --rank 9 --p 8", dir, "rank");
+  check_usage_error("fit --rank 2", dir, "--data");
+  check_usage_error("fit" + data, dir, "--rank");
+  check_usage_error("fit --rank 9" + data, dir, "rank");
+  check_usage_error("fit --rank 2 --iters -3" + data, dir, "--iters");
+  check_usage_error("adapt --new-samples 0", dir, "--new-samples");
+  // --help prints the flags and exits 0 for every subcommand.
+  for (const char* cmd : {"recovery", "sweep", "phase", "fit", "adapt"}) {
+    CAPTURE(cmd);
+    const Run r = colora(std::string(cmd) + " --help", dir);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("--threads") != std::string::npos);
+    CHECK(r.out.find("--seed") != std::string::npos);
+  }
+}

@@ -1,0 +1,400 @@
+// colora::nn training: optimizers, the multi-task trainer (determinism over
+// thread counts, schedules, early stopping, numerical issues), checkpoints.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "test_support.hpp"
+
+using colora::AdapterKind;
+using colora::CoreKind;
+using colora::Index;
+using colora::Matrix;
+using colora::Rng;
+namespace nn = colora::nn;
+
+namespace {
+
+/// A planted teacher: the student's own frozen base plus a random update
+/// B* S_i* A* on every Linear, per task (the student's adapters start at 0).
+template <class S>
+std::vector<nn::TaskData<S>> planted_mlp_data(const nn::MlpSpec& spec, Index n, Rng rng) {
+  nn::MlpModel<S> teacher(spec);
+  for (auto& l : teacher.layers) {
+    if (!l.has_adapter()) continue;
+    if (l.B.value.size()) rng.fill_normal(l.B.value, 0.7);
+    for (auto& b : l.Bs) rng.fill_normal(b.value, 0.7);
+    for (auto& s : l.Ss) s.value.array() += S(0.5) * rng.normal_matrix<S>(s.value.rows(), s.value.cols()).array();
+  }
+  std::vector<nn::TaskData<S>> data(spec.num_tasks);
+  for (int i = 0; i < spec.num_tasks; ++i) {
+    data[i].X = rng.normal_matrix<S>(n, spec.in);
+    data[i].Y = teacher.predict(data[i].X, i);
+    data[i].X_val = rng.normal_matrix<S>(n / 2, spec.in);
+    data[i].Y_val = teacher.predict(data[i].X_val, i);
+  }
+  return data;
+}
+
+nn::MlpSpec small_mlp(AdapterKind kind, int tasks = 3) {
+  nn::MlpSpec s;
+  s.in = 6;
+  s.hidden = {8};
+  s.out = 2;
+  s.num_tasks = tasks;
+  s.adapter = nn::AdapterSpec{kind, 2, 0.0, CoreKind::Full};
+  s.seed = 5;
+  return s;
+}
+
+template <class Model>
+std::vector<Matrix<typename Model::Scalar>> values_of(Model& m) {
+  std::vector<Matrix<typename Model::Scalar>> v;
+  m.visit([&](auto& p) { v.push_back(p.value); });
+  return v;
+}
+
+template <class S>
+bool bitwise_equal(const std::vector<Matrix<S>>& a, const std::vector<Matrix<S>>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].rows() != b[i].rows() || a[i].cols() != b[i].cols() || !(a[i].array() == b[i].array()).all())
+      return false;
+  return true;
+}
+
+std::string temp_path(const std::string& name) {
+  return "colora_test_nn_" + name + "_" + std::to_string(colora_test::seed()) + ".ckpt";
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("training decreases the loss on a planted teacher (every adapter kind)", S, float, double) {
+  auto rng = colora_test::rng_for("planted training");
+  for (AdapterKind kind : {AdapterKind::Lora, AdapterKind::Colora, AdapterKind::GlobalLora, AdapterKind::Ffa,
+                           AdapterKind::Fedsa}) {
+    CAPTURE(colora::to_string(kind));
+    const nn::MlpSpec spec = small_mlp(kind);
+    auto data = planted_mlp_data<S>(spec, 64, rng.substream(int(kind)));
+    nn::MlpModel<S> model(spec);
+    nn::TrainerOptions o;
+    o.iterations = 60;
+    o.batch_size = 16;
+    o.eval_every = 60;
+    o.optimizer.shared.lr = o.optimizer.personal.lr = 0.02;
+    nn::Trainer<nn::MlpModel<S>> tr(model, data, o);
+    const double before = tr.evaluate().val_loss;
+    const auto res = tr.run();
+    CHECK(res.status == colora::Status::Success);
+    CHECK(res.iterations == 60);
+    REQUIRE(res.history.size() == 1);
+    CHECK(res.history.back().val_loss < 0.5 * before);
+  }
+}
+
+TEST_CASE("colora recovers a planted per-task update well (joint and alternating)") {
+  auto rng = colora_test::rng_for("colora recovery");
+  for (nn::Schedule sch : {nn::Schedule::Joint, nn::Schedule::Alternating}) {
+    CAPTURE(nn::to_string(sch));
+    nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 4);
+    spec.hidden = {};  // a single adapted Linear: the planted update is exactly representable
+    auto data = planted_mlp_data<double>(spec, 80, rng);
+    nn::MlpModel<double> model(spec);
+    nn::TrainerOptions o;
+    o.schedule = sch;
+    o.iterations = 400;
+    o.tau = 2;
+    o.batch_size = 0;
+    o.eval_every = 100;
+    o.optimizer.shared.lr = 0.02;
+    o.optimizer.personal.lr = 0.02;
+    nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
+    const double before = tr.evaluate().val_loss;
+    const auto res = tr.run();
+    CHECK(res.history.back().val_loss < 1e-3 * before);
+  }
+}
+
+TEST_CASE("one and two threads give bitwise identical parameters after 20 steps") {
+  auto rng = colora_test::rng_for("threads determinism");
+  for (nn::Schedule sch : {nn::Schedule::Joint, nn::Schedule::Alternating}) {
+    const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 4);
+    auto data = planted_mlp_data<double>(spec, 40, rng);
+    std::vector<std::vector<Matrix<double>>> out;
+    for (int threads : {1, 2}) {
+      nn::MlpModel<double> model(spec);
+      nn::TrainerOptions o;
+      o.schedule = sch;
+      o.iterations = 20;
+      o.batch_size = 8;
+      o.num_threads = threads;
+      o.optimizer.clip_norm = 1.0;
+      nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
+      tr.run();
+      out.push_back(values_of(model));
+    }
+    CHECK(bitwise_equal(out[0], out[1]));
+  }
+  // And a transformer with 3 tasks.
+  nn::TransformerSpec ts;
+  ts.d_in = 3;
+  ts.seq_len = 4;
+  ts.d_model = 8;
+  ts.heads = 2;
+  ts.num_tasks = 3;
+  ts.adapters = nn::adapters_qv_mlp(nn::AdapterSpec{AdapterKind::Colora, 2});
+  std::vector<nn::TaskData<double>> data(3);
+  for (auto& d : data) {
+    d.X = rng.normal_matrix<double>(10 * 4, 3);
+    d.Y = rng.normal_matrix<double>(10, 1);
+  }
+  std::vector<std::vector<Matrix<double>>> out;
+  for (int threads : {1, 2}) {
+    nn::TransformerModel<double> model(ts);
+    nn::TrainerOptions o;
+    o.iterations = 20;
+    o.batch_size = 4;
+    o.num_threads = threads;
+    nn::Trainer<nn::TransformerModel<double>> tr(model, data, o);
+    tr.run();
+    out.push_back(values_of(model));
+  }
+  CHECK(bitwise_equal(out[0], out[1]));
+}
+
+TEST_CASE_TEMPLATE("save, resume and continue equals training straight through", S, float, double) {
+  auto rng = colora_test::rng_for("resume bitwise");
+  for (nn::OptimizerKind ok : {nn::OptimizerKind::AdamW, nn::OptimizerKind::Sgd}) {
+    const nn::MlpSpec spec = small_mlp(AdapterKind::Colora);
+    auto data = planted_mlp_data<S>(spec, 40, rng);
+    nn::TrainerOptions o;
+    o.schedule = nn::Schedule::Alternating;
+    o.tau = 2;
+    o.iterations = 20;
+    o.batch_size = 7;
+    o.eval_every = 3;
+    o.patience = 50;
+    o.optimizer.kind = ok;
+    nn::MlpModel<S> straight(spec);
+    nn::Trainer<nn::MlpModel<S>> t1(straight, data, o);
+    const auto r1 = t1.run();
+
+    const std::string path = temp_path("resume");
+    {
+      nn::MlpModel<S> half(spec);
+      nn::TrainerOptions oh = o;
+      oh.iterations = 10;
+      nn::Trainer<nn::MlpModel<S>> t2(half, data, oh);
+      t2.run();
+      t2.save_checkpoint(path);
+    }
+    nn::MlpModel<S> resumed(spec);
+    nn::Trainer<nn::MlpModel<S>> t3(resumed, data, o);
+    t3.load_checkpoint(path);
+    CHECK(t3.iteration() == 10);
+    const auto r3 = t3.run();
+    CHECK(bitwise_equal(values_of(straight), values_of(resumed)));
+    CHECK(r3.iterations == r1.iterations);
+    REQUIRE(r3.history.size() == r1.history.size());
+    CHECK(r3.history.back().val_loss == r1.history.back().val_loss);
+    CHECK(r3.final_eval.val_loss == r1.final_eval.val_loss);
+    CHECK(r3.best_iteration == r1.best_iteration);
+    std::remove(path.c_str());
+  }
+}
+
+TEST_CASE("a truncated, corrupt or mismatched checkpoint is refused with the reason") {
+  auto rng = colora_test::rng_for("checkpoint refusal");
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora);
+  auto data = planted_mlp_data<double>(spec, 20, rng);
+  nn::MlpModel<double> model(spec);
+  nn::TrainerOptions o;
+  o.iterations = 3;
+  nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
+  tr.run();
+  const std::string path = temp_path("refuse"), bad = temp_path("refuse_bad");
+  tr.save_checkpoint(path);
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  REQUIRE(bytes.size() > 100);
+  const auto before = values_of(model);
+  auto write = [&](const std::string& b) { colora::io::write_text_atomically(bad, b); };
+
+  write(bytes.substr(0, bytes.size() - 17));
+  CHECK_THROWS_WITH_AS(tr.load_checkpoint(bad), doctest::Contains("truncated"), std::runtime_error);
+  write(bytes.substr(0, 10));
+  CHECK_THROWS_WITH_AS(tr.load_checkpoint(bad), doctest::Contains("truncated"), std::runtime_error);
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x40;
+  write(flipped);
+  CHECK_THROWS_WITH_AS(tr.load_checkpoint(bad), doctest::Contains("checksum"), std::runtime_error);
+  std::string ver = bytes;
+  ver[8] = 9;
+  write(ver);
+  CHECK_THROWS_WITH_AS(tr.load_checkpoint(bad), doctest::Contains("format version 9"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(tr.load_checkpoint(temp_path("does_not_exist")), doctest::Contains("cannot open"),
+                       std::runtime_error);
+  CHECK(bitwise_equal(before, values_of(model)));  // failed loads change nothing
+
+  // Another architecture: a different rank.
+  nn::MlpSpec other = spec;
+  other.adapter.core = CoreKind::Diagonal;
+  nn::MlpModel<double> m2(other);
+  nn::Trainer<nn::MlpModel<double>> t2(m2, data, o);
+  CHECK_THROWS_WITH_AS(t2.load_checkpoint(path), doctest::Contains("another architecture"), std::invalid_argument);
+  // Same architecture, different frozen base.
+  nn::MlpSpec seed2 = spec;
+  seed2.seed = 99;
+  nn::MlpModel<double> m3(seed2);
+  nn::Trainer<nn::MlpModel<double>> t3(m3, data, o);
+  CHECK_THROWS_WITH_AS(t3.load_checkpoint(path), doctest::Contains("frozen (base) weights"), std::invalid_argument);
+  // float model, same layout: the fingerprint includes the scalar size.
+  nn::MlpModel<float> mf(spec);
+  std::vector<nn::TaskData<float>> fdata(data.size());
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    fdata[i].X = data[i].X.cast<float>();
+    fdata[i].Y = data[i].Y.cast<float>();
+  }
+  nn::Trainer<nn::MlpModel<float>> tf(mf, fdata, o);
+  CHECK_THROWS_WITH_AS(tf.load_checkpoint(path), doctest::Contains("another architecture"), std::invalid_argument);
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
+
+TEST_CASE("trainer: bad data and options are std::invalid_argument naming the field") {
+  auto rng = colora_test::rng_for("trainer bad input");
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora);
+  nn::MlpModel<double> model(spec);
+  auto data = planted_mlp_data<double>(spec, 10, rng);
+  nn::TrainerOptions o;
+  using T = nn::Trainer<nn::MlpModel<double>>;
+  {
+    auto d = data;
+    d.pop_back();
+    CHECK_THROWS_WITH_AS(T(model, d, o), doctest::Contains("data has 2 tasks"), std::invalid_argument);
+  }
+  {
+    auto d = data;
+    d[1].X = Matrix<double>::Zero(10, 5);
+    CHECK_THROWS_WITH_AS(T(model, d, o), doctest::Contains("task 1: X has 5 columns"), std::invalid_argument);
+  }
+  {
+    auto d = data;
+    d[2].Y = Matrix<double>::Zero(9, 2);
+    CHECK_THROWS_WITH_AS(T(model, d, o), doctest::Contains("task 2: Y has 9 rows"), std::invalid_argument);
+  }
+  {
+    auto d = data;
+    d[0].X(3, 3) = std::nan("");
+    CHECK_THROWS_WITH_AS(T(model, d, o), doctest::Contains("non-finite"), std::invalid_argument);
+  }
+  {
+    nn::TrainerOptions b = o;
+    b.tau = 0;
+    CHECK_THROWS_WITH_AS(T(model, data, b), doctest::Contains("tau = 0"), std::invalid_argument);
+    b = o;
+    b.optimizer.personal.lr = -1;
+    CHECK_THROWS_WITH_AS(b.validate(), doctest::Contains("optimizer.personal.lr = -1"), std::invalid_argument);
+    b = o;
+    b.optimizer.clip_norm = -2;
+    CHECK_THROWS_WITH_AS(b.validate(), doctest::Contains("clip_norm = -2"), std::invalid_argument);
+  }
+  {
+    nn::MlpModel<double> frozen(small_mlp(AdapterKind::None));
+    CHECK_THROWS_WITH_AS(T(frozen, data, o), doctest::Contains("no trainable parameter"), std::invalid_argument);
+  }
+  {
+    nn::TrainerOptions c = o;
+    c.loss = nn::LossKind::CrossEntropy;
+    CHECK_THROWS_WITH_AS(T(model, data, c), doctest::Contains("class id"), std::invalid_argument);
+  }
+}
+
+TEST_CASE("a diverging run stops with NumericalIssue and keeps finite parameters") {
+  auto rng = colora_test::rng_for("divergence");
+  const nn::MlpSpec spec = small_mlp(AdapterKind::GlobalLora);
+  auto data = planted_mlp_data<double>(spec, 20, rng);
+  nn::MlpModel<double> model(spec);
+  nn::TrainerOptions o;
+  o.iterations = 200;
+  o.optimizer.kind = nn::OptimizerKind::Sgd;
+  o.optimizer.shared.lr = 1e12;
+  nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
+  const auto res = tr.run();
+  CHECK(res.status == colora::Status::NumericalIssue);
+  CHECK(res.reason == colora::StopReason::NonFiniteValue);
+  CHECK(res.iterations < 200);
+  bool finite = true;
+  model.visit([&](auto& p) { finite = finite && p.value.allFinite(); });
+  CHECK(finite);
+}
+
+TEST_CASE("early stopping, callbacks and classification") {
+  auto rng = colora_test::rng_for("early stopping");
+  // A classifier: 3 classes from the sign pattern of a planted projection, per task rotated.
+  const int k = 2;
+  auto model = nn::make_mlp_classifier<double>(4, {8}, 3, k, nn::AdapterSpec{AdapterKind::Colora, 2}, 3);
+  std::vector<nn::TaskData<double>> data(k);
+  for (int i = 0; i < k; ++i) {
+    const Matrix<double> W = rng.normal_matrix<double>(4, 3);
+    auto make = [&](Index n, Matrix<double>& X, Matrix<double>& Y) {
+      X = rng.normal_matrix<double>(n, 4);
+      Y.resize(n, 1);
+      const Matrix<double> Z = X * W;
+      for (Index r = 0; r < n; ++r) {
+        Index j;
+        Z.row(r).maxCoeff(&j);
+        Y(r, 0) = double(j);
+      }
+    };
+    make(60, data[i].X, data[i].Y);
+    make(30, data[i].X_val, data[i].Y_val);
+  }
+  nn::TrainerOptions o;
+  o.loss = nn::LossKind::CrossEntropy;
+  o.iterations = 400;
+  o.eval_every = 5;
+  o.patience = 6;
+  o.min_delta = 1e-4;
+  o.batch_size = 0;
+  o.optimizer.shared.lr = o.optimizer.personal.lr = 0.03;
+  nn::Trainer<decltype(model)> tr(model, data, o);
+  const auto initial = tr.evaluate();
+  int calls = 0;
+  tr.set_callback([&](const nn::EvalRecord& r) {
+    ++calls;
+    CHECK(r.task_accuracy.size() == std::size_t(k));
+    return true;
+  });
+  const auto res = tr.run();
+  CHECK(calls == int(res.history.size()));
+  CHECK(res.reason == colora::StopReason::ToleranceReached);
+  CHECK(res.iterations < 400);
+  // Restored to the best evaluated state.
+  const auto now = tr.evaluate();
+  CHECK(now.val_loss == doctest::Approx(res.best_val_loss).epsilon(1e-12));
+  CHECK(res.best_val_loss < 0.9 * initial.val_loss);
+  double acc0 = 0, acc1 = 0;
+  for (int i = 0; i < k; ++i) {
+    acc0 += initial.task_accuracy[i] / k;
+    acc1 += now.task_accuracy[i] / k;
+  }
+  MESSAGE("validation accuracy " << acc0 << " -> " << acc1 << " after " << res.iterations << " iterations");
+  CHECK(acc1 > acc0 + 0.15);
+
+  // A callback returning false stops at once.
+  auto m2 = nn::make_mlp_classifier<double>(4, {8}, 3, k, nn::AdapterSpec{AdapterKind::Colora, 2}, 3);
+  o.patience = 0;
+  nn::Trainer<decltype(m2)> t2(m2, data, o);
+  t2.set_callback([](const nn::EvalRecord& r) { return r.iteration < 10; });
+  const auto r2 = t2.run();
+  CHECK(r2.reason == colora::StopReason::CallbackRequested);
+  CHECK(r2.iterations == 10);
+}
