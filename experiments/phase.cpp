@@ -166,7 +166,7 @@ int phase(cli::Args& args) {
 
   // Heat map per method: cells at grid positions (the lists need not be evenly spaced).
   std::string script = "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')\nset cbrange [0:1]\n"
-                       "set cblabel 'P(exact recovery)'\nset xlabel 'samples per task n_i'\nset ylabel 'tasks k'\n"
+                       "set cblabel 'P(exact recovery)'\nset xlabel 'samples per task n_i' noenhanced\nset ylabel 'tasks k'\n"
                        "set xrange [-0.5:" + std::to_string(ns) + "-0.5]\nset yrange [-0.5:" + std::to_string(nk) +
                        "-0.5]\nset size ratio -1\nunset key\nset xtics (";
   for (long si = 0; si < ns; ++si)
@@ -185,7 +185,7 @@ int phase(cli::Args& args) {
     script += "EOD\n";
     script += "set title '" + methods[size_t(m)] + ": P(max(dist_a, dist_b) < " + cli::Args::format(threshold) +
               "), p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) +
-              ", sigma=" + cli::Args::format(g.sigma) + ", " + std::to_string(trials) + " trials/cell'\n";
+              ", sigma=" + cli::Args::format(g.sigma) + ", " + std::to_string(trials) + " trials/cell' noenhanced\n";
     const std::string d = "$d" + std::to_string(m);
     script += "plot " + d + " using 1:2:3 with image, " + d +
               " using 1:2:($3 <= 0.6 ? sprintf('%.2f', $3) : '') with labels tc rgb 'black' font ',9', " + d +

@@ -8,6 +8,7 @@
 #include "commands.hpp"
 #include "methods.hpp"
 #include "plot.hpp"
+#include "theory_report.hpp"
 
 namespace colora {
 namespace cmd {
@@ -111,6 +112,23 @@ int recovery(cli::Args& args) {
   plot::render_png(out_dir + "/recovery.png", script + plot_cmd + "\n");
   std::printf("wrote %s/summary.csv, %s/history.csv, %s/recovery.png\n", out_dir.c_str(), out_dir.c_str(),
               out_dir.c_str());
+
+  // Guarantee report of the colora run (docs/theory.md), from its history
+  // and final errors (the problem is regenerated: same seed, same data).
+  for (const auto& r : results) {
+    if (r.method != "colora") continue;
+    GuaranteeReportOptions ro;
+    ro.num_threads = opts.num_threads;
+    ro.grip.seed = g.seed;
+    ro.core = opts.core;
+    const GuaranteeReport rep =
+        model == "regression"
+            ? guarantee_report(generate_regression<double>(g), opts.rank, r.history, r.metrics, ro)
+            : guarantee_report(generate_sensing<double>(g), opts.rank, r.history, r.metrics, ro);
+    exp::print_guarantee_report(rep);
+    exp::write_guarantee_csv(rep, out_dir + "/theory.csv");
+    std::printf("wrote %s/theory.csv\n", out_dir.c_str());
+  }
   return 0;
 }
 

@@ -84,7 +84,7 @@ int sweep(cli::Args& args) {
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
   const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
-  const auto method_names = args.list("methods", "colora,oracle", "methods to run (comma separated, or all)");
+  const auto method_names = args.list("methods", "all", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/sweep", "output directory");
   if (args.finish()) return 0;
   const auto methods = exp::parse_methods(method_names);
@@ -156,8 +156,8 @@ int sweep(cli::Args& args) {
       }
   table.write(out_dir + "/sweep.csv");
 
-  std::printf("colora sweep: vary %s, k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g, "
-              "%ld trials, seed=%llu\n",
+  std::printf("colora sweep: vary %s (the value below replaces its flag), k=%lld p=%lld q=%lld r=%lld n_i=%lld "
+              "sigma=%g tau=%g theta_a=%g theta_b=%g, %ld trials, seed=%llu\n",
               knob.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank,
               (long long)g.samples_of(0), g.sigma, g.tau, g.theta_a, g.theta_b, trials, (unsigned long long)seed);
   std::printf("%-12s %10s %24s %24s\n", "method", knob.c_str(), "test_mse (95% CI)", "mean_rel_err (95% CI)");
@@ -176,9 +176,14 @@ int sweep(cli::Args& args) {
                        ", p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) +
                        ", n_i=" + std::to_string(g.samples_of(0)) + ", sigma=" + cli::Args::format(g.sigma) +
                        ", tau=" + cli::Args::format(g.tau) + ", " + std::to_string(trials) +
-                       " trials, 95% t-intervals)'\n"
-                       "set logscale y\nset format y '10^{%L}'\nset grid\nset key top left\nset xlabel '" + knob +
-                       "'\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+                       " trials, 95% t-intervals)"
+                       "' noenhanced\nset logscale y\nset format y '10^{%L}'\nset grid\nset xlabel '" + knob +
+                       "' noenhanced\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  // Twelve distinguishable colours (gnuplot's default cycle repeats after 8).
+  const char* const colours[12] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                                   "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
+  for (int c = 0; c < 12; ++c)
+    script += "set linetype " + std::to_string(c + 1) + " lc rgb '" + colours[c] + "' pt " + std::to_string(c % 7 + 1) + "\n";
   if (log_x) script += "set logscale x\n";
   for (long m = 0; m < nm; ++m)
     for (int metric = 0; metric < 2; ++metric) {
@@ -196,10 +201,12 @@ int sweep(cli::Args& args) {
     }
   for (int metric = 0; metric < 2; ++metric) {
     script += std::string("set ylabel '") + (metric == 0 ? "held-out test MSE" : "mean per-task relative error") +
-              "'\nset title '" + kMetrics[metric] + "'\nplot ";
+              "'\nset title '" + kMetrics[metric] + "' noenhanced\n" +
+              (metric == 0 ? "unset key\n" : "set key outside right top noenhanced\n") + "plot ";
     for (long m = 0; m < nm; ++m)
       script += std::string(m ? ", " : "") + "$d" + std::to_string(m) + "_" + std::to_string(metric) +
-                " using 1:2:3:4 with yerrorlines pt 7 ps 0.6 lw 2 title '" + methods[size_t(m)] + "'";
+                " using 1:2:3:4 with yerrorlines lt " + std::to_string(m % 12 + 1) + " ps 0.7 lw 2 title '" +
+                methods[size_t(m)] + "'";
     script += "\n";
   }
   script += "unset multiplot\n";

@@ -58,7 +58,7 @@ struct Run {
 };
 
 /// Runs `colora <args>` with stdout and stderr captured into files of `dir`.
-Run colora(const std::string& args, const std::string& dir) {
+Run run_cli(const std::string& args, const std::string& dir) {
   const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
   const std::string cmd = std::string("'") + COLORA_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
   const int status = std::system(cmd.c_str());
@@ -102,7 +102,7 @@ int count_lines(const std::string& s) {
 /// Bad command lines: exit code 2, one line on stderr naming the problem.
 void check_usage_error(const std::string& args, const std::string& dir, const std::string& mentions) {
   CAPTURE(args);
-  const Run r = colora(args, dir);
+  const Run r = run_cli(args, dir);
   CHECK(r.code == 2);
   CHECK(count_lines(r.err) == 1);
   CHECK(r.err.find(mentions) != std::string::npos);
@@ -114,7 +114,7 @@ const char* const kTinyProblem = " --tasks 4 --p 8 --q 8 --rank 2 --samples 12 -
 
 TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with the documented columns") {
   const std::string dir = scratch("recovery");
-  const Run r = colora(std::string("recovery") + kTinyProblem + seed_flag() + " --out " + dir + "/out", dir);
+  const Run r = run_cli(std::string("recovery") + kTinyProblem + seed_flag() + " --out " + dir + "/out", dir);
   REQUIRE(r.code == 0);
   const auto summary = csv_lines(dir + "/out/summary.csv");
   REQUIRE(summary.size() == 3);  // colora, oracle
@@ -134,9 +134,9 @@ TEST_CASE("colora sweep: documented columns, one row per method x value x metric
   const std::string dir = scratch("sweep");
   const std::string common = std::string("sweep --vary tau --values 0,1 --trials 3 --methods colora,oracle") +
                              kTinyProblem + seed_flag();
-  const Run r1 = colora(common + " --threads 1 --out " + dir + "/t1", dir);
+  const Run r1 = run_cli(common + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
-  const Run r2 = colora(common + " --threads 2 --out " + dir + "/t2", dir);
+  const Run r2 = run_cli(common + " --threads 2 --out " + dir + "/t2", dir);
   REQUIRE(r2.code == 0);
   const std::string csv1 = read_text(dir + "/t1/sweep.csv"), csv2 = read_text(dir + "/t2/sweep.csv");
   CHECK(csv1 == csv2);
@@ -158,7 +158,7 @@ TEST_CASE("colora sweep: documented columns, one row per method x value x metric
   }
   // The trial seeds do not depend on --values: the value-1 rows are the same
   // when the sweep has only that value.
-  const Run r3 = colora(std::string("sweep --vary tau --values 1 --trials 3 --methods colora,oracle") + kTinyProblem +
+  const Run r3 = run_cli(std::string("sweep --vary tau --values 1 --trials 3 --methods colora,oracle") + kTinyProblem +
                             seed_flag() + " --threads 2 --out " + dir + "/only1",
                         dir);
   REQUIRE(r3.code == 0);
@@ -175,9 +175,9 @@ TEST_CASE("colora phase: documented columns, Clopper-Pearson bounds, identical f
   const std::string dir = scratch("phase");
   const std::string common =
       "phase --samples 1,8 --tasks 1,8 --trials 3 --p 8 --q 8 --rank 2 --iters 100" + seed_flag();
-  const Run r1 = colora(common + " --threads 1 --out " + dir + "/t1", dir);
+  const Run r1 = run_cli(common + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
-  const Run r2 = colora(common + " --threads 2 --out " + dir + "/t2", dir);
+  const Run r2 = run_cli(common + " --threads 2 --out " + dir + "/t2", dir);
   REQUIRE(r2.code == 0);
   CHECK(read_text(dir + "/t1/phase.csv") == read_text(dir + "/t2/phase.csv"));
   const auto lines = csv_lines(dir + "/t1/phase.csv");
@@ -210,7 +210,7 @@ TEST_CASE("colora phase: documented columns, Clopper-Pearson bounds, identical f
 
 TEST_CASE("colora adapt: tiny problem writes adapt.csv with the documented columns") {
   const std::string dir = scratch("adapt");
-  const Run r = colora(std::string("adapt --new-tasks 3 --new-samples 2,4,8 --trials 2") + kTinyProblem + seed_flag() +
+  const Run r = run_cli(std::string("adapt --new-tasks 3 --new-samples 2,4,8 --trials 2") + kTinyProblem + seed_flag() +
                            " --out " + dir + "/out",
                        dir);
   INFO(r.err);
@@ -250,7 +250,7 @@ colora::RegressionProblem<double> planted_directory(const std::string& path, boo
 TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and writes A, B, S_i, report.csv") {
   const std::string dir = scratch("fit");
   const auto pb = planted_directory(dir + "/data", true);
-  const Run r = colora("fit --data " + dir + "/data --method colora --rank 2 --iters 200 --threads 1 --out " + dir +
+  const Run r = run_cli("fit --data " + dir + "/data --method colora --rank 2 --iters 200 --threads 1 --out " + dir +
                            "/out",
                        dir);
   INFO(r.err);
@@ -292,7 +292,7 @@ TEST_CASE("colora fit: a directory with a missing Y file fails naming the file")
   const std::string dir = scratch("fit_missing");
   planted_directory(dir + "/data", false);
   fs::remove(dir + "/data/Y_3.npy");
-  const Run r = colora("fit --data " + dir + "/data --rank 2 --out " + dir + "/out", dir);
+  const Run r = run_cli("fit --data " + dir + "/data --rank 2 --out " + dir + "/out", dir);
   CHECK(r.code != 0);
   CHECK(r.code == 1);  // a data problem, not a command-line problem
   CHECK(r.err.find("Y_3.npy") != std::string::npos);
@@ -327,7 +327,7 @@ TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one
   // --help prints the flags and exits 0 for every subcommand.
   for (const char* cmd : {"recovery", "sweep", "phase", "fit", "adapt"}) {
     CAPTURE(cmd);
-    const Run r = colora(std::string(cmd) + " --help", dir);
+    const Run r = run_cli(std::string(cmd) + " --help", dir);
     CHECK(r.code == 0);
     CHECK(r.out.find("--threads") != std::string::npos);
     CHECK(r.out.find("--seed") != std::string::npos);

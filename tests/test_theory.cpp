@@ -505,3 +505,202 @@ TEST_CASE_TEMPLATE("task_structure: diversity 1 for balanced cores, 0 for rank-1
   g.S[1] = Matrix<Scalar>::Zero(2, 2);
   CHECK_THROWS_WITH_AS(colora::task_structure(g), doctest::Contains("task 1"), std::invalid_argument);
 }
+
+// ---------------------------------------------------------------------------
+// Guarantee report (diagnostics/guarantee_report.hpp).
+
+namespace {
+
+colora::GeneratorOptions report_problem(std::uint64_t salt) {
+  colora::GeneratorOptions g;
+  g.tasks = 8;
+  g.p = 12;
+  g.q = 12;
+  g.rank = 2;
+  g.samples = {30};
+  g.test_samples = 0;
+  g.sigma = 0.0;
+  g.seed = colora_test::seed() + salt;
+  g.num_threads = 1;
+  return g;
+}
+
+colora::SolverOptions report_solver(Index rank, int iterations) {
+  colora::SolverOptions o;
+  o.rank = rank;
+  o.a_step = colora::AStepSolver::Exact;
+  o.max_iterations = iterations;
+  o.tolerance = 0.0;
+  o.num_threads = 1;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, counts match the formula", Scalar, float,
+                   double) {
+  const auto g = report_problem(11);
+  const auto pb = colora::generate_regression<Scalar>(g);
+  colora::Solver<Scalar> s(report_solver(g.rank, 30));
+  s.compute(pb);
+  const colora::GuaranteeReport rep = colora::guarantee_report(pb, s);
+  CHECK(rep.k == g.tasks);
+  CHECK(rep.r == g.rank);
+  CHECK(rep.n_min == 30);
+  CHECK(rep.n_max == 30);
+  CHECK(rep.total_samples == g.tasks * 30);
+  CHECK(rep.total_observations == g.tasks * 30 * g.q);
+  CHECK(rep.dof == (g.p + g.q) * g.rank + g.tasks * g.rank * g.rank);
+  CHECK(rep.observations_per_dof == doctest::Approx(double(g.tasks * 30 * g.q) / double(rep.dof)));
+  // GRIP (M1): the exact closed form, and n_i >= p so lambda_min > 0.
+  CHECK(rep.delta_method == "exact");
+  const auto ex = colora::regression_grip_exact(pb, 1);
+  CHECK(rep.delta_hat == ex.delta);
+  CHECK(rep.grip_lambda_min > 0.0);
+  CHECK(rep.delta_predicted == colora::predict_grip_delta(pb, g.rank, 0.95).delta);
+  // Rate: a fitted linear phase with rho < 1 and its interval inside (0, 1).
+  REQUIRE(rep.rate.status == colora::RateFitStatus::Fitted);
+  CHECK(rep.rate.rho < 1.0);
+  CHECK(rep.rate.rho_lower > 0.0);
+  CHECK(rep.rate.rho_upper < 1.0);
+  CHECK(rep.rate.rho_lower <= rep.rate.rho);
+  CHECK(rep.rate.rho <= rep.rate.rho_upper);
+  CHECK(rep.rate_ok);
+  // Floor: oracle floor 0 (sigma = 0), the rounding term keeps the ratio finite.
+  CHECK(rep.oracle_floor == 0.0);
+  CHECK(rep.rounding_floor > 0.0);
+  CHECK(std::isfinite(rep.floor_ratio));
+  CHECK(rep.final_mean_rel_err < colora_test::Tol<Scalar>::recovery);
+  // Exact model: no angles; diversity in (0, 1].
+  CHECK(rep.max_theta_a < 1e-6);  // 0 up to the acos of a rounded cosine (~1e-8)
+  CHECK(rep.max_theta_b < 1e-6);
+  CHECK(rep.diversity > 0.0);
+  CHECK(rep.diversity <= 1.0 + 1e-12);
+  // The rows carry the same numbers (CSV of colora theory).
+  const auto rows = rep.rows();
+  bool found_rho = false;
+  for (const auto& row : rows)
+    if (row.quantity == "rho") {
+      found_rho = true;
+      CHECK(row.value == rep.rate.rho);
+      CHECK(row.ci_low == rep.rate.rho_lower);
+      CHECK(row.ci_high == rep.rate.rho_upper);
+    }
+  CHECK(found_rho);
+}
+
+TEST_CASE("guarantee_report: with noise and many tasks the floor is within a small factor of the oracle") {
+  auto g = report_problem(12);
+  g.tasks = 60;
+  g.sigma = 0.1;
+  const auto pb = colora::generate_regression<double>(g);
+  colora::Solver<double> s(report_solver(g.rank, 30));
+  s.compute(pb);
+  const auto rep = colora::guarantee_report(pb, s);
+  // Oracle floor: sigma^2 r^2 / (n - r - 1) for every task.
+  CHECK(rep.oracle_floor == doctest::Approx(0.01 * 4.0 / 27.0).epsilon(1e-12));
+  MESSAGE("floor_ratio = ", rep.floor_ratio, ", rho = ", rep.rate.rho, " [", rep.rate.rho_lower, ", ",
+          rep.rate.rho_upper, "], ", rep.verdict_text);
+  CHECK(rep.floor_ratio > 0.5);
+  CHECK(rep.floor_ratio < 2.0);
+  CHECK(rep.floor_ok);
+  // The measured ratio agrees with an independent computation of the errors.
+  const auto m = colora::recovery_metrics(*pb.truth, s.A(), s.B(), s.cores());
+  CHECK(rep.final_mean_sq_err == doctest::Approx(m.mean_sq_err));
+}
+
+TEST_CASE("guarantee_report: the oracle formula does not apply for n_i <= r + 1 or Sigma != I") {
+  auto g = report_problem(13);
+  g.samples = {3};  // r + 1 = 3
+  g.tasks = 40;
+  g.sigma = 0.1;
+  const auto pb = colora::generate_regression<double>(g);
+  colora::Solver<double> s(report_solver(g.rank, 5));
+  s.compute(pb);
+  const auto rep = colora::guarantee_report(pb, s);
+  CHECK(std::isnan(rep.oracle_floor));
+  CHECK(std::isnan(rep.floor_ratio));
+  CHECK(rep.verdict != colora::Verdict::Holds);
+  CHECK(rep.grip_lambda_min == 0.0);  // n_i < p: the (M1) GRIP is >= 1
+  CHECK(rep.delta_hat >= 1.0);
+
+  auto g2 = report_problem(14);
+  g2.input_condition = 4.0;
+  g2.sigma = 0.1;
+  const auto pb2 = colora::generate_regression<double>(g2);
+  colora::Solver<double> s2(report_solver(g2.rank, 5));
+  s2.compute(pb2);
+  CHECK(std::isnan(colora::guarantee_report(pb2, s2).oracle_floor));
+}
+
+TEST_CASE("guarantee_report (M2): search lower bound and the r^2-dimensional oracle floor") {
+  auto g = report_problem(15);
+  g.tasks = 4;
+  g.p = 6;
+  g.q = 5;
+  g.samples = {60};
+  g.sigma = 0.05;
+  const auto pb = colora::generate_sensing<double>(g);
+  colora::Solver<double> s(report_solver(g.rank, 20));
+  s.compute(pb);
+  colora::GuaranteeReportOptions ro;
+  ro.grip.restarts = 1;
+  ro.grip.iterations = 5;
+  ro.num_threads = 1;
+  const auto rep = colora::guarantee_report(pb, s, ro);
+  CHECK(rep.model == colora::MeasurementModel::Sensing);
+  CHECK(rep.delta_method == "search-lower-bound");
+  CHECK(std::isfinite(rep.delta_hat));
+  CHECK(rep.grip_lambda_max >= rep.grip_lambda_min);
+  CHECK(rep.total_observations == rep.total_samples);
+  CHECK(rep.oracle_floor == doctest::Approx(0.05 * 0.05 * 4.0 / (60.0 - 4.0 - 1.0)).epsilon(1e-12));
+  CHECK(std::isfinite(rep.floor_ratio));
+}
+
+TEST_CASE("guarantee_report: bad input names the function and the field") {
+  auto g = report_problem(16);
+  auto pb = colora::generate_regression<double>(g);
+  colora::Solver<double> s(report_solver(g.rank, 2));
+  s.compute(pb);
+  colora::GuaranteeReportOptions ro;
+  ro.floor_factor = 0.5;
+  CHECK_THROWS_WITH_AS(colora::guarantee_report(pb, s, ro), doctest::Contains("floor_factor"),
+                       std::invalid_argument);
+  pb.truth.reset();
+  CHECK_THROWS_WITH_AS(colora::guarantee_report(pb, s), doctest::Contains("colora::guarantee_report"),
+                       std::invalid_argument);
+}
+
+#ifdef COLORA_CLI_PATH
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+TEST_CASE("colora theory: writes theory.csv with its header; exit 2 on a bad flag") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::current_path() / "colora_test_theory_cli";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  auto run = [&](const std::string& args) {
+    const std::string cmd = std::string("'") + COLORA_CLI_PATH + "' " + args + " >'" + (dir / "out.txt").string() +
+                            "' 2>'" + (dir / "err.txt").string() + "'";
+    const int status = std::system(cmd.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  CHECK(run("theory --tasks 6 --p 8 --q 8 --rank 2 --samples 20 --iters 10 --threads 1 --seed " +
+            std::to_string(colora_test::seed() % 100000) + " --out '" + dir.string() + "'") == 0);
+  std::ifstream in(dir / "theory.csv");
+  std::string header;
+  std::getline(in, header);
+  CHECK(header == "quantity,value,ci_low,ci_high");
+  std::string line;
+  bool has_rho = false;
+  while (std::getline(in, line)) has_rho = has_rho || line.rfind("rho,", 0) == 0;
+  CHECK(has_rho);
+  CHECK(run("theory --no-such-flag 1") == 2);
+  CHECK(run("theory --experiment nonsense") == 2);
+}
+#endif

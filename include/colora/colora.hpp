@@ -21,6 +21,7 @@
 #include "colora/diagnostics/grip.hpp"
 #include "colora/diagnostics/convergence_rate.hpp"
 #include "colora/diagnostics/task_structure.hpp"
+#include "colora/diagnostics/guarantee_report.hpp"
 
 #include "colora/diagnostics/recovery_metrics.hpp"
 

@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "colora/core/errors.hpp"
 #include "colora/diagnostics/recovery_metrics.hpp"
 #include "colora/regression/solver.hpp"
 

@@ -8,7 +8,7 @@
 //       S = I: H_i = argmin w_i L_i(H A) + lambda ||H||_F^2 (r x r solve (M1),
 //       qr x qr (M2)).
 //   A-step (shared): min_G sum_i w_i L_i(H_i G^T), G = A^T (p x r), by the
-//       solver's A-step solvers (on fedrep's own operator, below): AltMin = exact (dense) or cg (options.a_step),
+//       solver's A-step solvers (on fedrep's own operator, below): AltMin = exact (dense) or cg (options.a_step; cg as inexact as the solver's, cg_reduction),
 //       AltGD = one gradient step of size options.gd_step / L (FedRep /
 //       AltGDmin). Then thin QR G = Q R, A <- Q^T, H_i <- H_i R^T.
 //
@@ -326,7 +326,7 @@ BaselineResult<typename Problem::Scalar> fit_fedrep(const Problem& pb, const Bas
       else if (o.a_step == AStepSolver::Exact)
         ast = detail::a_step_exact(sys, G);
       else
-        ast = detail::a_step_cg(sys, G, o.cg_max_products, cg_tol);
+        ast = detail::a_step_cg(sys, G, o.cg_max_products, cg_tol, o.cg_reduction);
     }
     if (!ast.ok || !G.allFinite()) {
       fail(StopReason::SingularSystem);

@@ -38,7 +38,9 @@ class BinaryWriter {
     i64(m.cols());
     raw(m.data(), sizeof(S) * std::size_t(m.size()));
   }
-  void raw(const void* p, std::size_t n) { buf_.append(static_cast<const char*>(p), n); }
+  void raw(const void* p, std::size_t n) {
+    if (n > 0) buf_.append(static_cast<const char*>(p), n);
+  }
   const std::string& bytes() const noexcept { return buf_; }
 
  private:
@@ -66,7 +68,7 @@ class BinaryReader {
       fail("matrix of " + std::to_string(r) + " x " + std::to_string(c) + " does not fit in the payload");
     Matrix<S> m(r, c);
     need(sizeof(S) * std::uint64_t(r * c), "matrix");
-    std::memcpy(m.data(), b_.data() + pos_, sizeof(S) * std::size_t(r * c));
+    if (r * c > 0) std::memcpy(m.data(), b_.data() + pos_, sizeof(S) * std::size_t(r * c));
     pos_ += sizeof(S) * std::size_t(r * c);
     return m;
   }
