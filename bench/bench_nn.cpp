@@ -9,6 +9,8 @@
 // element-wise work (activations, LayerNorm, softmax, optimizer) is not counted.
 #include <benchmark/benchmark.h>
 
+#include "gemm_reference.hpp"
+
 #include <colora/nn/nn.hpp>
 
 namespace nn = colora::nn;
@@ -106,22 +108,6 @@ void BM_TransformerStep(benchmark::State& state) {
   flops += linear_flops(batch, d, 1, 0, false, true);               // head
   flops *= kTasks;
   state.SetItemsProcessed(state.iterations() * kTasks * batch * T);
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-}
-
-template <class Scalar>
-void BM_EigenGemm(benchmark::State& state) {
-  const Index n = state.range(0);
-  colora::Rng rng(1);
-  const colora::Matrix<Scalar> A = rng.normal_matrix<Scalar>(n, n);
-  const colora::Matrix<Scalar> B = rng.normal_matrix<Scalar>(n, n);
-  colora::Matrix<Scalar> C(n, n);
-  for (auto _ : state) {
-    C.noalias() = A * B;
-    benchmark::DoNotOptimize(C.data());
-    benchmark::ClobberMemory();
-  }
-  const double flops = 2.0 * double(n) * double(n) * double(n);
   state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
 }
 

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "colora/core/errors.hpp"
 #include "colora/core/linalg.hpp"
 
 namespace colora {

@@ -69,12 +69,12 @@ class CsvTable {
 
  private:
   std::vector<std::string>& current() {
-    detail::require(!rows_.empty(), "colora::io::CsvTable", "call row() before adding cells");
+    colora::detail::require(!rows_.empty(), "colora::io::CsvTable", "call row() before adding cells");
     return rows_.back();
   }
   void check_last_row() const {
     if (!rows_.empty())
-      detail::require(rows_.back().size() == header_.size(), "colora::io::CsvTable", "row ", rows_.size() - 1,
+      colora::detail::require(rows_.back().size() == header_.size(), "colora::io::CsvTable", "row ", rows_.size() - 1,
                       " has ", rows_.back().size(), " cells but the header has ", header_.size());
   }
   static std::string quote(const std::string& s) {

@@ -28,7 +28,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string>
 
+#include "colora/core/errors.hpp"
 #include "colora/core/linalg.hpp"
 
 namespace colora {
