@@ -9,6 +9,8 @@
 // benchmarked, the difference is the per-iteration cost.
 #include <benchmark/benchmark.h>
 
+#include "gemm_reference.hpp"
+
 #include <colora/colora.hpp>
 
 namespace {
@@ -63,21 +65,6 @@ BENCHMARK(BM_FedrepGd)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond
 BENCHMARK(BM_ColoraFloat)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_FedrepFloat)->Args({0, 1})->Args({1, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
 
-template <class Scalar>
-void BM_EigenGemm(benchmark::State& state) {
-  const colora::Index n = state.range(0);
-  colora::Rng rng(1);
-  const colora::Matrix<Scalar> A = rng.normal_matrix<Scalar>(n, n);
-  const colora::Matrix<Scalar> B = rng.normal_matrix<Scalar>(n, n);
-  colora::Matrix<Scalar> C(n, n);
-  for (auto _ : state) {
-    C.noalias() = A * B;
-    benchmark::DoNotOptimize(C.data());
-    benchmark::ClobberMemory();
-  }
-  state.counters["FLOP/s"] =
-      benchmark::Counter(2.0 * double(n) * double(n) * double(n), benchmark::Counter::kIsIterationInvariantRate);
-}
 BENCHMARK_TEMPLATE(BM_EigenGemm, double)->Arg(1024)->Unit(benchmark::kMillisecond);
 BENCHMARK_TEMPLATE(BM_EigenGemm, float)->Arg(1024)->Unit(benchmark::kMillisecond);
 

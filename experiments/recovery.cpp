@@ -44,7 +44,7 @@ int recovery(cli::Args& args) {
   opts.seed = g.seed;
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   g.num_threads = opts.num_threads;
-  const auto method_names = args.list("methods", "colora,oracle", "methods to run (comma separated, or all)");
+  const auto method_names = args.list("methods", "all", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/recovery", "output directory");
   if (args.finish()) return 0;
   const auto methods = exp::parse_methods(method_names);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_support.hpp"
 #include "test_support.hpp"
 
 #ifndef COLORA_CLI_PATH
@@ -27,49 +28,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const fs::path& scratch_root() {
-  static const fs::path root = [] {
-    const fs::path p = fs::current_path() / "colora_test_experiments";
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return root;
-}
-
 /// A fresh directory for one test.
-std::string scratch(const std::string& name) {
-  const fs::path p = scratch_root() / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
+std::string scratch(const std::string& name) { return colora_test::scratch_dir("colora_test_experiments", name); }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using colora_test::read_text;
+using colora_test::seed_flag;
+using Run = colora_test::CliRun;
 
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
-
-/// Runs `colora <args>` with stdout and stderr captured into files of `dir`.
 Run run_cli(const std::string& args, const std::string& dir) {
-  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  const std::string cmd = std::string("'") + COLORA_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
+  return colora_test::run_program(COLORA_CLI_PATH, args, dir);
 }
-
-std::string seed_flag() { return " --seed " + std::to_string(colora_test::seed() % 100000); }
 
 std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
@@ -117,7 +85,8 @@ TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with
   const Run r = run_cli(std::string("recovery") + kTinyProblem + seed_flag() + " --out " + dir + "/out", dir);
   REQUIRE(r.code == 0);
   const auto summary = csv_lines(dir + "/out/summary.csv");
-  REQUIRE(summary.size() == 3);  // colora, oracle
+  // The default is --methods all: the header, then colora, oracle and the 9 baselines.
+  REQUIRE(summary.size() == 12);
   CHECK(summary[0] ==
         "method,final_dist_a,final_dist_b,mean_rel_err,median_rel_err,max_rel_err,test_mse,oracle_mse,iterations,seconds");
   const auto history = csv_lines(dir + "/out/history.csv");

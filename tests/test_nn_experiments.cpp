@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "nn_common.hpp"
+#include "cli_support.hpp"
 #include "test_support.hpp"
 
 #ifndef COLORA_CLI_PATH
@@ -35,47 +36,16 @@ using colora::Matrix;
 
 namespace {
 
-const fs::path& scratch_root() {
-  static const fs::path root = [] {
-    const fs::path p = fs::current_path() / "colora_test_nn_experiments";
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return root;
-}
+/// A fresh directory for one test.
+std::string scratch(const std::string& name) { return colora_test::scratch_dir("colora_test_nn_experiments", name); }
 
-std::string scratch(const std::string& name) {
-  const fs::path p = scratch_root() / name;
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p.string();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
-
-struct Run {
-  int code = -1;
-  std::string out, err;
-};
+using colora_test::read_text;
+using colora_test::seed_flag;
+using Run = colora_test::CliRun;
 
 Run run_cli(const std::string& args, const std::string& dir) {
-  const std::string out = dir + "/stdout.txt", err = dir + "/stderr.txt";
-  const std::string cmd = std::string("'") + COLORA_CLI_PATH + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  Run r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_text(out);
-  r.err = read_text(err);
-  return r;
+  return colora_test::run_program(COLORA_CLI_PATH, args, dir);
 }
-
-std::string seed_flag() { return " --seed " + std::to_string(colora_test::seed() % 100000); }
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
