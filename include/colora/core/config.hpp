@@ -8,8 +8,8 @@
 
 // ---------------------------------------------------------------------------
 // OpenMP. colora parallelises over tasks with its own pragmas, each carrying a
-// num_threads() clause taken from the caller's options; it never calls
-// omp_set_num_threads. Defining COLORA_NO_OPENMP (or compiling without
+// num_threads() clause taken from the caller's options; it never changes
+// the global OpenMP thread count. Defining COLORA_NO_OPENMP (or compiling without
 // -fopenmp) turns every pragma into nothing and the library runs serially with
 // bit-identical results.
 #if defined(_OPENMP) && !defined(COLORA_NO_OPENMP)
