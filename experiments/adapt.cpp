@@ -66,8 +66,7 @@ int adapt(cli::Args& args) {
   new_samples.erase(std::unique(new_samples.begin(), new_samples.end()), new_samples.end());
   if (g.test_samples < 1) throw cli::UsageError("flag --test-samples must be >= 1 for adapt (test MSE of new tasks)");
   g.validate();
-  if (opts.rank > std::min(g.p, g.q))
-    throw cli::UsageError("flag --rank: " + std::to_string(opts.rank) + " exceeds min(p, q)");
+  methods = exp::methods_for_rank(methods, methods, g.p, g.q, opts.rank, "adapt");
   opts.validate();
 
   const Index k = g.tasks, n_max = new_samples.back(), units = trials * new_tasks;
@@ -85,25 +84,22 @@ int adapt(cli::Args& args) {
 
   auto has = [&](const char* m) { return std::find(methods.begin(), methods.end(), m) != methods.end(); };
   Matrix<double> A_col, B_col, A_rep, W_glob;
+  // The shared parts, fitted on the k training tasks by the same runner as
+  // every other subcommand (methods.cpp).
+  auto shared_fit = [&](const char* m) {
+    std::fprintf(stderr, "adapt: fitting %s on %lld tasks ...\n", m, (long long)k);
+    exp::MethodOutcome f = exp::run_method(m, train, opts);
+    std::fprintf(stderr, "adapt:   %s (%s) after %d iterations\n", to_string(f.status), to_string(f.stop_reason),
+                 f.iterations);
+    return f;
+  };
   if (has("colora")) {
-    std::fprintf(stderr, "adapt: fitting colora on %lld tasks ...\n", (long long)k);
-    const auto f = fit(train, static_cast<const SolverOptions&>(opts));
-    std::fprintf(stderr, "adapt:   %s (%s) after %d iterations\n", to_string(f.status), to_string(f.stop_reason),
-                 f.iterations);
-    A_col = f.A;
-    B_col = f.B;
+    const auto f = shared_fit("colora");
+    A_col = f.estimate.A;
+    B_col = f.estimate.B;
   }
-  if (has("fedrep")) {
-    std::fprintf(stderr, "adapt: fitting fedrep on %lld tasks ...\n", (long long)k);
-    const auto f = fit_fedrep(train, opts);
-    std::fprintf(stderr, "adapt:   %s (%s) after %d iterations\n", to_string(f.status), to_string(f.stop_reason),
-                 f.iterations);
-    A_rep = f.estimate.A;
-  }
-  if (has("global")) {
-    std::fprintf(stderr, "adapt: fitting global on %lld tasks ...\n", (long long)k);
-    W_glob = fit_global(train, opts).estimate.shared.at(0).value;
-  }
+  if (has("fedrep")) A_rep = shared_fit("fedrep").estimate.A;
+  if (has("global")) W_glob = shared_fit("global").estimate.shared.at(0).value;
 
   // mse[m][s][unit]
   const size_t nm = methods.size(), ns = new_samples.size();

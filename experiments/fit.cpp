@@ -45,9 +45,7 @@ int fit(cli::Args& args) {
 
   const RegressionProblem<double> pb = io::load_regression_directory<double>(data);
   const Index k = pb.num_tasks(), p = pb.input_dim(), q = pb.output_dim();
-  if (needs_rank && rank > std::min(p, q))
-    throw cli::UsageError("--rank " + std::to_string(rank) + " exceeds min(p, q) = " + std::to_string(std::min(p, q)) +
-                          " of the data in " + data);
+  if (needs_rank) exp::methods_for_rank({method}, {method}, p, q, rank, "fit");
   std::fprintf(stderr, "fit: %s on %s: k=%lld tasks, p=%lld, q=%lld, %lld training samples, rank %lld\n",
                method.c_str(), data.c_str(), (long long)k, (long long)p, (long long)q, (long long)pb.total_samples(),
                rank);

@@ -3,14 +3,17 @@
 // diagnostics for all methods.
 #pragma once
 
-#include <colora/baselines/baselines.hpp>
+#include <colora/baselines/estimate.hpp>
+#include <colora/diagnostics/guarantee_report.hpp>
 #include <colora/diagnostics/oracle_floor.hpp>
 #include <colora/io/csv.hpp>
 #include <colora/regression/generator.hpp>
 #include <colora/regression/oracle.hpp>
 #include <colora/regression/solver.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -89,8 +92,42 @@ struct MethodOutcome {
   std::vector<std::string> warnings;  ///< notes from the fit (e.g. underdetermined tasks)
 };
 
-inline const std::vector<std::string>& known_methods() {
-  return baseline_names();
+/// colora::baseline_names(): every method the subcommands can run.
+const std::vector<std::string>& known_methods();
+
+/// Whether the method runs with r > q (personal-head regime): colora-form
+/// methods (B = [I_q 0]), heads, and the rank-free ones.
+inline bool supports_wide_rank(const std::string& method) {
+  for (const char* m : {"colora", "oracle", "local", "global", "fedrep", "fedrep-gd", "mom"})
+    if (method == m) return true;
+  return false;
+}
+
+/// Checks `--rank` r against the widths: r <= p always; with r > q (the
+/// personal-head regime, e.g. FedRep's scalar outputs) only the methods of
+/// supports_wide_rank() can run: when the list came from "all" the others are
+/// dropped with a note on stderr, a method named explicitly is a usage error.
+inline std::vector<std::string> methods_for_rank(const std::vector<std::string>& methods,
+                                                 const std::vector<std::string>& names, Index p, Index q, Index r,
+                                                 const char* command) {
+  if (r > p)
+    throw cli::UsageError("flag --rank: " + std::to_string(r) + " exceeds the input width p = " + std::to_string(p));
+  if (r <= q) return methods;
+  const bool from_all = std::find(names.begin(), names.end(), "all") != names.end();
+  std::vector<std::string> kept;
+  for (const auto& m : methods) {
+    if (supports_wide_rank(m)) {
+      kept.push_back(m);
+    } else if (from_all) {
+      std::fprintf(stderr, "%s: skipping %s (it needs r <= q; here q = %lld < r = %lld)\n", command, m.c_str(),
+                   (long long)q, (long long)r);
+    } else {
+      throw cli::UsageError("method " + m + " needs --rank r <= q = " + std::to_string(q) + ", got " +
+                            std::to_string(r) + " (with r > q use colora, fedrep, fedrep-gd, mom, oracle, local, global)");
+    }
+  }
+  if (kept.empty()) throw cli::UsageError("no method of --methods supports r > q");
+  return kept;
 }
 
 /// Expands "all" and checks every name.
@@ -115,45 +152,27 @@ inline std::vector<std::string> parse_methods(const std::vector<std::string>& na
 }
 
 /// Runs `method` (one of known_methods()) with the baseline options.
-template <class Problem>
-MethodOutcome run_method(const std::string& method, const Problem& pb, const BaselineOptions& options) {
-  bool known = false;
-  for (const auto& m : known_methods()) known = known || m == method;
-  if (!known) throw cli::UsageError("unknown method '" + method + "'");
-  MethodOutcome out;
-  out.method = method;
-  const auto t0 = std::chrono::steady_clock::now();
-  BaselineResult<typename Problem::Scalar> res = fit_baseline(method, pb, options);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  out.status = res.status;
-  out.stop_reason = res.stop_reason;
-  out.iterations = res.iterations;
-  out.history = std::move(res.history);
-  out.warnings = std::move(res.warnings);
-  if (pb.truth) out.metrics = estimate_metrics(*pb.truth, res.estimate, options.num_threads);
-  out.test_mse = estimate_test_mse(pb, res.estimate, options.num_threads);
-  out.parameters = res.estimate.trainable_parameters;
-  out.estimate = res.estimate.template cast<double>();
-  if (out.history.empty()) {  // safety: every method should give at least one record
-    IterationRecord rec;
-    rec.seconds = out.seconds;
-    rec.objective = std::numeric_limits<double>::quiet_NaN();
-    rec.dist_a = out.metrics.dist_a;
-    rec.dist_b = out.metrics.dist_b;
-    rec.mean_rel_err = out.metrics.mean_rel_err;
-    rec.median_rel_err = out.metrics.median_rel_err;
-    rec.max_rel_err = out.metrics.max_rel_err;
-    rec.test_mse = out.test_mse;
-    out.history.push_back(rec);
-  }
-  return out;
-}
+/// Defined once, in methods.cpp: every baseline is instantiated in that one
+/// translation unit instead of in every subcommand (compile time).
+MethodOutcome run_method(const std::string& method, const RegressionProblem<double>& pb,
+                         const BaselineOptions& options);
+MethodOutcome run_method(const std::string& method, const SensingProblem<double>& pb,
+                         const BaselineOptions& options);
 
 /// The same with the solver options only (baseline knobs at their defaults).
 template <class Problem>
 MethodOutcome run_method(const std::string& method, const Problem& pb, const SolverOptions& options) {
   return run_method(method, pb, BaselineOptions(options));
 }
+
+/// The guarantee report (docs/theory.md) of a finished colora run, for both
+/// measurement models; defined in methods.cpp for the same reason.
+GuaranteeReport colora_guarantee_report(const RegressionProblem<double>& pb, Index rank,
+                                        const std::vector<IterationRecord>& history, const RecoveryMetrics& metrics,
+                                        const GuaranteeReportOptions& options);
+GuaranteeReport colora_guarantee_report(const SensingProblem<double>& pb, Index rank,
+                                        const std::vector<IterationRecord>& history, const RecoveryMetrics& metrics,
+                                        const GuaranteeReportOptions& options);
 
 }  // namespace exp
 }  // namespace colora

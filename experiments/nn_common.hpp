@@ -1,8 +1,10 @@
 // Shared helpers of the network experiments (nn-teacher, nn-digits;
 // docs/nn-experiments.md): the digits data loader, bilinear image rotation,
-// the list of adapter methods, subspace distances of learned adapters and
-// small summary statistics. Experiment code, not library code: it may throw
-// std::runtime_error with a message for the user.
+// the list of adapter methods, subspace distances of learned adapters, the
+// per-task validation split and the model selection every method goes
+// through (fit_selected), the method loop (run_methods) and the summaries
+// over units (tasks / users) and trials. Experiment code, not library code:
+// it may throw std::runtime_error with a message for the user.
 #pragma once
 
 #include <colora/core/adapter.hpp>
@@ -16,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
@@ -23,6 +26,7 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "stats.hpp"
 
 namespace colora {
 namespace exp {
@@ -251,6 +255,351 @@ inline double finite_mean(const std::vector<double>& v) {
       ++n;
     }
   return n ? s / double(n) : std::numeric_limits<double>::quiet_NaN();
+}
+
+
+// ---------------------------------------------------------------- validation split
+
+/// Number of a task's n training examples held out for validation **[choice]**:
+/// round(fraction * n), at least 1 and at most n - 1 when n >= 2 and
+/// fraction > 0; 0 (no validation) when n < 2 or fraction = 0.
+inline Index validation_count(Index n, double fraction) {
+  if (n < 2 || !(fraction > 0)) return 0;
+  const Index v = Index(std::llround(fraction * double(n)));
+  return std::min<Index>(std::max<Index>(v, 1), n - 1);
+}
+
+/// A split of the examples 0..n-1 of one task into a fitting part and a
+/// validation part: disjoint, together all n, each sorted ascending; which
+/// examples are held out is a deterministic function of `rng`.
+struct TrainValSplit {
+  std::vector<Index> train, val;
+};
+inline TrainValSplit split_train_val(Index n, double fraction, Rng rng) {
+  const std::vector<Index> p = permutation(n, rng);
+  const Index nv = validation_count(n, fraction);
+  TrainValSplit s;
+  s.val.assign(p.begin(), p.begin() + nv);
+  s.train.assign(p.begin() + nv, p.end());
+  std::sort(s.val.begin(), s.val.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+/// The examples `idx` of X (T rows per example) and of Y (one row each).
+template <class S>
+void take_examples(const Matrix<S>& X, const Matrix<S>& Y, Index T, const std::vector<Index>& idx, Matrix<S>& Xo,
+                   Matrix<S>& Yo) {
+  Xo.resize(Index(idx.size()) * T, X.cols());
+  Yo.resize(Index(idx.size()), Y.cols());
+  for (std::size_t j = 0; j < idx.size(); ++j) {
+    Xo.middleRows(Index(j) * T, T) = X.middleRows(idx[j] * T, T);
+    Yo.row(Index(j)) = Y.row(idx[j]);
+  }
+}
+
+// ---------------------------------------------------------------- model selection
+
+/// How every method is protected from overfitting (the same rule for all):
+/// each task's training examples are split (split_train_val, `val_fraction`);
+/// for every learning rate of `lrs` a fresh model is trained on the fitting
+/// parts for up to `iters` iterations, evaluated on the validation parts
+/// (mean over tasks of the per-task loss) at iteration 0 and every
+/// `eval_every` iterations; the (learning rate, iteration) with the lowest
+/// validation loss is selected (ties: the earlier one). Iteration 0 is the
+/// untrained model (W = W_0 for every adapter), so a method whose training
+/// never helps on validation falls back to the frozen base. `patience` > 0
+/// stops a learning rate after that many evaluations without improvement.
+/// With `refit`, a fresh model is then trained on all the task's examples
+/// with the selected learning rate for the selected number of iterations;
+/// otherwise the best-validation parameters are kept. Without validation data
+/// (val_fraction = 0 or n < 2) the first learning rate is trained for `iters`.
+struct NnSelectionOptions {
+  std::vector<double> lrs{1e-2};  ///< shared learning rates tried; personal = shared * personal_ratio
+  double personal_ratio = 1.0;
+  int iters = 200;
+  int eval_every = 5;
+  int patience = 0;
+  double val_fraction = 0.2;
+  bool refit = false;
+};
+
+/// What fit_selected chose.
+struct NnSelection {
+  double lr = std::numeric_limits<double>::quiet_NaN();
+  int iteration = 0;  ///< selected number of iterations (0 = untrained)
+  double val_loss = std::numeric_limits<double>::quiet_NaN();
+  bool numerical_issue = false;  ///< some training stopped on a non-finite value
+};
+
+/// Values of the trainable parameters of `m` (param_list order).
+template <class Model>
+std::vector<Matrix<typename Model::Scalar>> trainable_values(Model& m) {
+  std::vector<Matrix<typename Model::Scalar>> v;
+  for (auto* p : nn::param_list(m))
+    if (p->trainable()) v.push_back(p->value);
+  return v;
+}
+template <class Model>
+void set_trainable_values(Model& m, const std::vector<Matrix<typename Model::Scalar>>& v) {
+  std::size_t j = 0;
+  for (auto* p : nn::param_list(m))
+    if (p->trainable()) p->value = v.at(j++);
+}
+
+/// Trains with a callback that keeps the parameters of the evaluation with
+/// the lowest validation loss (strictly lower: ties keep the earlier), the
+/// initial state (iteration 0) included, and stops after `o.patience`
+/// evaluations without improvement (0 = never). Returns {best iteration,
+/// best loss}; `model` then holds those parameters.
+template <class Model>
+std::pair<int, double> train_keep_best(Model& model, const std::vector<nn::TaskData<typename Model::Scalar>>& data,
+                                       const nn::TrainerOptions& o, bool& numerical_issue) {
+  nn::TrainerOptions to = o;
+  to.patience = 0;  // the callback below stops (its count includes the initial state)
+  nn::Trainer<Model> trainer(model, data, to);
+  double best = trainer.evaluate().val_loss;
+  int best_it = 0;
+  auto snap = trainable_values(model);
+  if (!std::isfinite(best)) best = std::numeric_limits<double>::infinity();
+  int bad = 0;
+  const int patience = o.patience;
+  trainer.set_callback([&](const nn::EvalRecord& rec) {
+    if (rec.val_loss < best) {
+      best = rec.val_loss;
+      best_it = rec.iteration;
+      snap = trainable_values(model);
+      bad = 0;
+    } else {
+      ++bad;
+    }
+    return !(patience > 0 && bad >= patience);
+  });
+  const nn::TrainResult res = trainer.run();
+  if (res.status == Status::NumericalIssue) numerical_issue = true;
+  set_trainable_values(model, snap);
+  return {best_it, best};
+}
+
+/// Trains the model `make()` builds on `train` (one entry per task, X and Y
+/// only) with the selection rule of NnSelectionOptions. `o` gives the loss, the
+/// schedule, batch size and seed; its iterations, learning rates,
+/// eval_every and patience are set here. `split_rng.substream(task)` draws
+/// task's validation split.
+template <class Model, class Make>
+Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Model::Scalar>>& train,
+                   nn::TrainerOptions o, const NnSelectionOptions& sel, const Rng& split_rng, NnSelection& chosen) {
+  using S = typename Model::Scalar;
+  const char* w = "colora::exp::fit_selected";
+  detail::require(!sel.lrs.empty(), w, "no learning rate to try");
+  detail::require(sel.eval_every >= 1, w, "eval_every = ", sel.eval_every, " must be >= 1");
+  Model model = make();
+  const Index T = model.rows_per_example();
+  std::vector<nn::TaskData<S>> fit(train.size());
+  bool have_val = sel.val_fraction > 0;
+  for (std::size_t i = 0; i < train.size(); ++i) {
+    const Index n = train[i].Y.rows();
+    const TrainValSplit sp = split_train_val(n, sel.val_fraction, split_rng.substream(std::uint64_t(i)));
+    if (sp.val.empty()) have_val = false;
+    take_examples(train[i].X, train[i].Y, T, sp.train, fit[i].X, fit[i].Y);
+    take_examples(train[i].X, train[i].Y, T, sp.val, fit[i].X_val, fit[i].Y_val);
+  }
+  auto set_lr = [&](double lr, int iters) {
+    o.optimizer.shared.lr = lr;
+    o.optimizer.personal.lr = lr * sel.personal_ratio;
+    o.iterations = iters;
+  };
+  chosen = NnSelection{};
+  if (!have_val) {  // nothing to select on: the first learning rate, the full budget, all examples
+    chosen.lr = sel.lrs[0];
+    chosen.iteration = sel.iters;
+    if (sel.iters > 0) {
+      set_lr(sel.lrs[0], sel.iters);
+      o.eval_every = 0;
+      o.patience = 0;
+      nn::Trainer<Model> trainer(model, train, o);
+      chosen.numerical_issue = trainer.run().status == Status::NumericalIssue;
+    }
+    return model;
+  }
+  std::vector<Matrix<S>> best_vals = trainable_values(model);
+  double best = std::numeric_limits<double>::infinity();
+  for (std::size_t li = 0; li < sel.lrs.size(); ++li) {
+    Model m = make();
+    set_lr(sel.lrs[li], sel.iters);
+    nn::TrainerOptions run_o = o;
+    run_o.eval_every = sel.eval_every;
+    run_o.patience = sel.patience;  // applied by train_keep_best's callback
+    run_o.restore_best = false;
+    bool issue = false;
+    const auto r = train_keep_best(m, fit, run_o, issue);
+    chosen.numerical_issue |= issue;
+    if (li == 0 || r.second < best) {  // ties keep the earlier learning rate
+      best = r.second;
+      chosen.lr = sel.lrs[li];
+      chosen.iteration = r.first;
+      chosen.val_loss = r.second;
+      best_vals = trainable_values(m);
+    }
+  }
+  if (!sel.refit) {
+    set_trainable_values(model, best_vals);
+    return model;
+  }
+  if (chosen.iteration > 0) {
+    set_lr(chosen.lr, chosen.iteration);
+    o.eval_every = 0;
+    o.patience = 0;
+    nn::Trainer<Model> trainer(model, train, o);
+    chosen.numerical_issue |= trainer.run().status == Status::NumericalIssue;
+  }
+  return model;
+}
+
+// ---------------------------------------------------------------- method loop and summaries
+
+/// Per method, per unit (task / user): the metrics `evaluate` returns.
+using UnitMetrics = std::vector<std::vector<double>>;  ///< [metric][unit]
+struct NnOutcome {
+  UnitMetrics metrics;
+  NnSelection selection;
+};
+
+/// The method loop both experiments share: for every method, build its
+/// student with `make(method)` (a callable returning a Model), fit it with
+/// fit_selected (method `none` is not trained), then `evaluate(model,
+/// method)` returns the per-unit test metrics. A non-finite training value
+/// is reported on stderr as a warning naming `program` and the method.
+template <class Model, class MakeFor, class Evaluate>
+std::vector<NnOutcome> run_methods(const char* program, const std::vector<std::string>& methods,
+                                       const MakeFor& make,
+                                       const std::vector<nn::TaskData<typename Model::Scalar>>& train,
+                                       const nn::TrainerOptions& o, const NnSelectionOptions& sel, const Rng& split_rng,
+                                       const Evaluate& evaluate) {
+  std::vector<NnOutcome> out;
+  for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+    NnOutcome r;
+    const std::string& method = methods[mi];
+    auto build = [&] { return make(method); };
+    if (method == "none") {
+      Model m = build();
+      r.metrics = evaluate(m, method);
+    } else {
+      Model m = fit_selected<Model>(build, train, o, sel, split_rng, r.selection);
+      if (r.selection.numerical_issue)
+        std::fprintf(stderr, "%s: warning: %s stopped on a non-finite value during training\n", program,
+                     method.c_str());
+      r.metrics = evaluate(m, method);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+/// Summary of one metric of one method at one sweep point over trials: the
+/// per-trial mean over units, its mean and 95 % t-interval over trials, and
+/// the spread (sd) over units averaged over trials.
+struct TrialSummary {
+  MeanInterval ci;
+  double unit_sd = std::numeric_limits<double>::quiet_NaN();
+};
+
+/// `per_trial[t]` = the per-unit values of trial t.
+inline TrialSummary summarize_trials(const std::vector<std::vector<double>>& per_trial) {
+  std::vector<double> means, sds;
+  for (const auto& v : per_trial) {
+    means.push_back(finite_mean(v));
+    sds.push_back(sample_sd(v));
+  }
+  TrialSummary s;
+  s.ci = mean_interval(means);
+  s.unit_sd = finite_mean(sds);
+  return s;
+}
+
+/// The paired per-trial difference mean(a[t]) - mean(b[t]) over trials:
+/// mean and 95 % t-interval.
+inline MeanInterval paired_difference(const std::vector<std::vector<double>>& a,
+                                      const std::vector<std::vector<double>>& b) {
+  std::vector<double> d;
+  for (std::size_t t = 0; t < a.size() && t < b.size(); ++t) d.push_back(finite_mean(a[t]) - finite_mean(b[t]));
+  return mean_interval(d);
+}
+
+/// Runs f(run) for run = 0..runs-1 in parallel (OpenMP, dynamic), collecting
+/// exceptions; throws std::runtime_error naming the first failed run
+/// (`what` + index) after all runs.
+template <class F>
+void parallel_runs(long runs, int threads, const std::string& what, exp::Progress* progress, const F& f) {
+  std::vector<std::string> errors(static_cast<std::size_t>(runs));
+  const int nt = detail::resolve_threads(threads, runs);
+  (void)nt;
+  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
+  for (long run = 0; run < runs; ++run) {
+    try {
+      f(run);
+    } catch (const std::exception& e) {
+      errors[std::size_t(run)] = e.what();
+    }
+    if (progress) progress->tick();
+  }
+  for (long run = 0; run < runs; ++run)
+    if (!errors[std::size_t(run)].empty())
+      throw std::runtime_error(what + " " + std::to_string(run) + " failed: " + errors[std::size_t(run)]);
+}
+
+/// The training and selection flags both experiments share (--iters, --lr,
+/// --personal-lr-scale, --val-fraction, --eval-every, --patience, --refit).
+inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, const std::string& default_lrs,
+                                          const std::string& default_refit, int default_patience) {
+  NnSelectionOptions s;
+  s.iters = int(args.integer("iters", default_iters,
+                             "maximum training iterations per learning rate (the same budget for every method)", 0,
+                             100000000));
+  s.lrs = args.reals("lr", default_lrs,
+                     "AdamW learning rates tried per method; the one with the lowest validation loss is kept", 1e-12,
+                     1e3);
+  s.personal_ratio = args.real("personal-lr-scale", 1.0,
+                               "learning rate of every method's personal parameters = this times the shared one",
+                               1e-6, 1e6);
+  s.val_fraction = args.real("val-fraction", 0.2,
+                             "share of each task's own training examples held out for validation (at least 1 when "
+                             "n >= 2; 0 = no selection, train --iters on all)",
+                             0, 0.9);
+  s.eval_every = int(args.integer("eval-every", 5, "validation evaluation every this many iterations", 1, 100000000));
+  s.patience = int(args.integer("patience", default_patience,
+                                "stop a learning rate after this many evaluations without a lower validation loss "
+                                "(0 = run all --iters)",
+                                0, 100000000));
+  s.refit = args.choice("refit", default_refit, {"yes", "no"},
+                        "after selection retrain on all the task's examples for the selected iterations (yes) or "
+                        "keep the best-validation parameters (no)") == "yes";
+  return s;
+}
+
+/// One line describing the selection rule, for the printed header.
+inline std::string describe_selection(const NnSelectionOptions& s) {
+  std::string lrs;
+  for (double v : s.lrs) lrs += (lrs.empty() ? "" : ",") + cli::Args::format(v);
+  return "iters<=" + std::to_string(s.iters) + " lr in {" + lrs + "} personal x" + cli::Args::format(s.personal_ratio) +
+         ", val-fraction " + cli::Args::format(s.val_fraction) + ", eval every " + std::to_string(s.eval_every) +
+         ", patience " + std::to_string(s.patience) + ", refit " + (s.refit ? "yes" : "no");
+}
+
+/// One value of a sweep list given to --`flag`: a number (an integer if
+/// `integer`) in [lo, hi], else cli::UsageError naming the flag and the value.
+inline double parse_sweep_value(const std::string& flag, const std::string& s, double lo, double hi, bool integer) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(s, &used);
+  } catch (...) {
+    used = 0;
+  }
+  if (used != s.size() || s.empty() || !(v >= lo && v <= hi) || (integer && v != std::floor(v)))
+    throw cli::UsageError("flag --" + flag + ": '" + s + "' is not " + (integer ? "an integer" : "a number") +
+                          " in [" + cli::Args::format(lo) + ", " + cli::Args::format(hi) + "]");
+  return v;
 }
 
 }  // namespace exp

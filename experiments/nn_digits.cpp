@@ -10,7 +10,9 @@
 // and is tested on disjoint held-out images of its pool. Methods: the frozen
 // base, a personal linear probe (a personal full-rank update of the
 // classifier head on frozen features), and every adapter kind on every
-// Linear, all with the same training budget.
+// Linear, all with the same training budget and the same selection rule
+// (exp::fit_selected: a validation split of each user's own labeled images
+// picks the learning rate and the iteration, then a refit on all of them).
 //
 // Trials differ in the split (base/user, pools) and hence in the base model.
 // Runs are the (sweep point, trial) pairs, in parallel (OpenMP, one run per
@@ -42,9 +44,10 @@ using Mlp = nn::MlpModel<double>;
 struct DigitsConfig {
   int users = 8;
   Index hidden = 32, rank = 4;
-  double alpha = 0, angle = 45, lr = 1e-2, personal_lr = 1e-2, base_fraction = 0.4;
+  double alpha = 0, angle = 45, base_fraction = 0.4;
   CoreKind core = CoreKind::Full;
-  int iters = 200, pretrain_iters = 400;
+  int pretrain_iters = 400;
+  exp::NnSelectionOptions sel;  ///< iterations, learning rates, validation split, refit
   Index test_per_user = 0;  ///< resolved before the runs
 };
 
@@ -143,50 +146,37 @@ struct Point {
   double spread;
 };
 
-/// Per method: per-user test accuracy and loss.
-struct MethodResult {
-  std::vector<double> acc, loss;
-};
-
-std::vector<MethodResult> run_point(const exp::Digits& d, const DigitsConfig& c, const TrialBase& tb, const Point& pt,
-                                    const std::vector<std::string>& methods, std::uint64_t ts) {
-  std::vector<nn::TaskData<double>> data(std::size_t(c.users));
+/// Per method: metrics [test accuracy per user, test loss per user] and the selection made.
+std::vector<exp::NnOutcome> run_point(const exp::Digits& d, const DigitsConfig& c, const TrialBase& tb,
+                                          const Point& pt, const std::vector<std::string>& methods, std::uint64_t ts) {
+  std::vector<nn::TaskData<double>> data(std::size_t(c.users)), test(std::size_t(c.users));
   for (int u = 0; u < c.users; ++u) {
     const double ang = c.users == 1 ? c.angle : c.angle + pt.spread * (double(u) / double(c.users - 1) - 0.5);
     const auto& pool = tb.pools[std::size_t(u)];
-    auto& td = data[std::size_t(u)];
-    make_set(d, pool, 0, std::size_t(pt.samples), ang, td.X, td.Y);
-    make_set(d, pool, pool.size() - std::size_t(c.test_per_user), pool.size(), ang, td.X_val, td.Y_val);
+    make_set(d, pool, 0, std::size_t(pt.samples), ang, data[std::size_t(u)].X, data[std::size_t(u)].Y);
+    make_set(d, pool, pool.size() - std::size_t(c.test_per_user), pool.size(), ang, test[std::size_t(u)].X,
+             test[std::size_t(u)].Y);
   }
-  std::vector<MethodResult> out;
-  for (std::size_t mi = 0; mi < methods.size(); ++mi) {
-    Mlp m = make_student(c, methods[mi], tb.base, Rng(ts, 0x57D).substream(mi).next_u64());
-    if (methods[mi] != "none") {
-      nn::TrainerOptions o;
-      o.loss = nn::LossKind::CrossEntropy;
-      o.iterations = c.iters;
-      o.batch_size = 0;
-      o.optimizer.shared.lr = c.lr;
-      o.optimizer.personal.lr = c.personal_lr;
-      o.eval_every = 0;
-      o.num_threads = 1;
-      o.seed = ts;
-      nn::Trainer<Mlp> trainer(m, data, o);
-      const nn::TrainResult res = trainer.run();
-      if (res.status == Status::NumericalIssue)
-        std::fprintf(stderr, "nn-digits: warning: %s stopped on a non-finite value at iteration %d\n",
-                     methods[mi].c_str(), res.iterations);
-    }
-    MethodResult r;
+  nn::TrainerOptions o;
+  o.loss = nn::LossKind::CrossEntropy;
+  o.batch_size = 0;
+  o.num_threads = 1;
+  o.seed = ts;
+  auto make = [&](const std::string& method) {
+    const std::size_t idx = std::size_t(std::find(methods.begin(), methods.end(), method) - methods.begin());
+    return make_student(c, method, tb.base, Rng(ts, 0x57D).substream(idx).next_u64());
+  };
+  auto evaluate = [&](Mlp& m, const std::string&) {
+    exp::UnitMetrics r(2);
     for (int u = 0; u < c.users; ++u) {
-      const auto& td = data[std::size_t(u)];
-      const Matrix<double> z = m.predict(td.X_val, u);
-      r.acc.push_back(nn::accuracy(z, td.Y_val));
-      r.loss.push_back(nn::loss_value(nn::LossKind::CrossEntropy, z, td.Y_val, static_cast<Matrix<double>*>(nullptr)));
+      const auto& td = test[std::size_t(u)];
+      const Matrix<double> z = m.predict(td.X, u);
+      r[0].push_back(nn::accuracy(z, td.Y));
+      r[1].push_back(nn::loss_value(nn::LossKind::CrossEntropy, z, td.Y, static_cast<Matrix<double>*>(nullptr)));
     }
-    out.push_back(std::move(r));
-  }
-  return out;
+    return r;
+  };
+  return exp::run_methods<Mlp>("nn-digits", methods, make, data, o, c.sel, Rng(ts, 0x5E1EC7), evaluate);
 }
 
 }  // namespace
@@ -206,12 +196,9 @@ int nn_digits(cli::Args& args) {
   c.pretrain_iters = int(args.integer("pretrain-iters", 400, "pre-training iterations (AdamW, minibatch 64)", 1, 100000000));
   c.rank = Index(args.integer("rank", 4, "adapter rank r", 1, 1024));
   c.alpha = args.real("alpha", 0.0, "adapter scale alpha (update scaled by alpha/r; 0 means alpha = r)", 0, 1e6);
-  c.iters = int(args.integer("iters", 200, "adaptation iterations, full batch (the same budget for every method)", 0, 100000000));
-  c.lr = args.real("lr", 1e-2, "AdamW learning rate of the adaptation", 0, 1e3);
-  const double plr = args.real("personal-lr", 0, "learning rate of the personal parameters of every method (0 = --lr)", 0, 1e3);
-  c.personal_lr = plr > 0 ? plr : c.lr;
+  c.sel = exp::parse_selection(args, 200, "0.01", "yes", 0);
   c.core = parse_core_kind(args.choice("core", "diagonal", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
-  const long trials = long(args.integer("trials", 5, "trials (random splits, pre-trained bases) per point", 1, 1000000));
+  const long trials = long(args.integer("trials", 10, "trials (random splits, pre-trained bases) per point", 1, 1000000));
   const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   std::vector<std::string> known = {"none", "probe"};
@@ -225,27 +212,14 @@ int nn_digits(cli::Args& args) {
     throw cli::UsageError("--rank " + std::to_string(c.rank) + " exceeds min(--hidden, 10) = " +
                           std::to_string(std::min<Index>(c.hidden, 10)) + " (the head is hidden -> 10)");
   std::vector<Point> points;
-  auto num = [](const std::string& flag, const std::string& s, double lo, double hi, bool integer) {
-    std::size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(s, &used);
-    } catch (...) {
-      used = 0;
-    }
-    if (used != s.size() || s.empty() || !(v >= lo && v <= hi) || (integer && v != std::floor(v)))
-      throw cli::UsageError("flag --" + flag + ": '" + s + "' is not " + (integer ? "an integer" : "a number") +
-                            " in [" + cli::Args::format(lo) + ", " + cli::Args::format(hi) + "]");
-    return v;
-  };
   if (!(samples.size() == 1 && samples[0] == "none"))
     for (const auto& s : samples) {
-      const double v = num("samples", s, 1, 1e6, true);
+      const double v = exp::parse_sweep_value("samples", s, 1, 1e6, true);
       points.push_back({"samples", v, Index(v), ref_spread});
     }
   if (!(spreads.size() == 1 && spreads[0] == "none"))
     for (const auto& s : spreads) {
-      const double v = num("angle-spread", s, 0, 720, false);
+      const double v = exp::parse_sweep_value("angle-spread", s, 0, 720, false);
       points.push_back({"angle_spread", v, Index(ref_n), v});
     }
   if (points.empty()) throw cli::UsageError("both sweeps are 'none': nothing to run");
@@ -270,44 +244,21 @@ int nn_digits(cli::Args& args) {
   std::fprintf(stderr, "nn-digits: %lld images (%lld base, %lld per user, %lld test per user), %ld points x %ld trials x %ld methods\n",
                (long long)N, (long long)nb, (long long)pool, (long long)c.test_per_user, np, trials, nm);
   std::vector<TrialBase> bases(static_cast<std::size_t>(trials));
-  std::vector<std::vector<MethodResult>> results(static_cast<std::size_t>(runs));
-  std::vector<std::string> errors(static_cast<std::size_t>(runs + trials));
+  std::vector<std::vector<exp::NnOutcome>> results(static_cast<std::size_t>(runs));
   {
     exp::Progress progress("nn-digits: pre-training", trials);
-    const int nt = detail::resolve_threads(threads, trials);
-    (void)nt;
-    COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-    for (long t = 0; t < trials; ++t) {
-      try {
-        bases[std::size_t(t)] = prepare_trial(d, c, exp::trial_seed(seed, t));
-      } catch (const std::exception& e) {
-        errors[std::size_t(runs + t)] = e.what();
-      }
-      progress.tick();
-    }
+    exp::parallel_runs(trials, threads, "pre-training of trial", &progress, [&](long t) {
+      bases[std::size_t(t)] = prepare_trial(d, c, exp::trial_seed(seed, t));
+    });
   }
-  for (long t = 0; t < trials; ++t)
-    if (!errors[std::size_t(runs + t)].empty())
-      throw std::runtime_error("pre-training of trial " + std::to_string(t) + " failed: " + errors[std::size_t(runs + t)]);
   {
     exp::Progress progress("nn-digits", runs);
-    const int nt = detail::resolve_threads(threads, runs);
-    (void)nt;
-    COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-    for (long run = 0; run < runs; ++run) {
+    exp::parallel_runs(runs, threads, "run", &progress, [&](long run) {
       const long pi = run / trials, t = run % trials;
-      try {
-        results[std::size_t(run)] =
-            run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t));
-      } catch (const std::exception& e) {
-        errors[std::size_t(run)] = e.what();
-      }
-      progress.tick();
-    }
+      results[std::size_t(run)] =
+          run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t));
+    });
   }
-  for (long run = 0; run < runs; ++run)
-    if (!errors[std::size_t(run)].empty())
-      throw std::runtime_error("run " + std::to_string(run) + " failed: " + errors[std::size_t(run)]);
 
   // Summaries: per point and method, the per-trial mean over users, its mean
   // and 95 % t-interval over trials, and the spread (sd) over users averaged
@@ -315,38 +266,47 @@ int nn_digits(cli::Args& args) {
   // colora - method of the mean accuracy.
   const long ci_colora = long(std::find(methods.begin(), methods.end(), "colora") - methods.begin());
   const bool have_colora = ci_colora < nm;
-  std::vector<exp::MeanInterval> acc_ci(std::size_t(np * nm)), loss_ci(std::size_t(np * nm)), gap_ci(std::size_t(np * nm));
+  std::vector<exp::MeanInterval> acc_ci(std::size_t(np * nm)), gap_ci(std::size_t(np * nm)),
+      sel_iter(std::size_t(np * nm));
   std::vector<double> acc_sd(std::size_t(np * nm));
   io::CsvTable table({"sweep", "value", "method", "metric", "trials", "mean", "ci_low", "ci_high", "user_sd"});
   const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto per_trial = [&](long pi, long m, int metric) {
+    std::vector<std::vector<double>> v;
+    for (long t = 0; t < trials; ++t)
+      v.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].metrics[std::size_t(metric)]);
+    return v;
+  };
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
-      std::vector<double> acc, loss, sds, gap;
-      for (long t = 0; t < trials; ++t) {
-        const auto& rr = results[std::size_t(pi * trials + t)];
-        acc.push_back(exp::finite_mean(rr[std::size_t(m)].acc));
-        loss.push_back(exp::finite_mean(rr[std::size_t(m)].loss));
-        sds.push_back(exp::sample_sd(rr[std::size_t(m)].acc));
-        if (have_colora) gap.push_back(exp::finite_mean(rr[std::size_t(ci_colora)].acc) - acc.back());
-      }
       const std::size_t k = std::size_t(pi * nm + m);
-      acc_ci[k] = exp::mean_interval(acc);
-      loss_ci[k] = exp::mean_interval(loss);
-      acc_sd[k] = exp::finite_mean(sds);
       const Point& pt = points[std::size_t(pi)];
-      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_accuracy" << acc_ci[k].count
-                  << acc_ci[k].mean << acc_ci[k].low << acc_ci[k].high << acc_sd[k];
-      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_loss" << loss_ci[k].count
-                  << loss_ci[k].mean << loss_ci[k].low << loss_ci[k].high << exp::finite_mean([&] {
-                       std::vector<double> v;
-                       for (long t = 0; t < trials; ++t)
-                         v.push_back(exp::sample_sd(results[std::size_t(pi * trials + t)][std::size_t(m)].loss));
-                       return v;
-                     }());
+      const exp::TrialSummary acc = exp::summarize_trials(per_trial(pi, m, 0));
+      const exp::TrialSummary loss = exp::summarize_trials(per_trial(pi, m, 1));
+      acc_ci[k] = acc.ci;
+      acc_sd[k] = acc.unit_sd;
+      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_accuracy" << acc.ci.count
+                  << acc.ci.mean << acc.ci.low << acc.ci.high << acc.unit_sd;
+      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_loss" << loss.ci.count
+                  << loss.ci.mean << loss.ci.low << loss.ci.high << loss.unit_sd;
       if (have_colora && m != ci_colora) {
-        gap_ci[k] = exp::mean_interval(gap);
+        gap_ci[k] = exp::paired_difference(per_trial(pi, ci_colora, 0), per_trial(pi, m, 0));
         table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "colora_minus_method_accuracy"
                     << gap_ci[k].count << gap_ci[k].mean << gap_ci[k].low << gap_ci[k].high << nan;
+      }
+      if (methods[std::size_t(m)] != "none") {
+        std::vector<double> it, lr;
+        for (long t = 0; t < trials; ++t) {
+          const exp::NnSelection& s = results[std::size_t(pi * trials + t)][std::size_t(m)].selection;
+          it.push_back(double(s.iteration));
+          lr.push_back(s.lr);
+        }
+        sel_iter[k] = exp::mean_interval(it);
+        const exp::MeanInterval l = exp::mean_interval(lr);
+        table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "selected_iterations" << sel_iter[k].count
+                    << sel_iter[k].mean << sel_iter[k].low << sel_iter[k].high << nan;
+        table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "selected_lr" << l.count << l.mean << l.low
+                    << l.high << nan;
       }
     }
   table.write(out_dir + "/nn_digits.csv");
@@ -354,18 +314,20 @@ int nn_digits(cli::Args& args) {
   double base_acc = 0;
   for (const auto& b : bases) base_acc += b.base_acc_unrotated;
   base_acc /= double(trials);
-  std::printf("colora nn-digits: %d users, angle %g deg, MLP 64-%lld-10, rank %lld, iters %d, lr %g, %lld test images "
+  std::printf("colora nn-digits: %d users, angle %g deg, MLP 64-%lld-10, rank %lld, core %s; %s; %lld test images "
               "per user, %ld trials, seed=%llu; base accuracy on unrotated user images %.3f\n",
-              c.users, c.angle, (long long)c.hidden, (long long)c.rank, c.iters, c.lr, (long long)c.test_per_user,
+              c.users, c.angle, (long long)c.hidden, (long long)c.rank, to_string(c.core),
+              exp::describe_selection(c.sel).c_str(), (long long)c.test_per_user,
               trials, (unsigned long long)seed, base_acc);
-  std::printf("%-13s %6s %-12s %28s %8s %28s\n", "sweep", "value", "method", "accuracy mean [95% CI]", "user_sd",
-              "colora - method [95% CI]");
+  std::printf("%-13s %6s %-12s %28s %8s %8s %28s\n", "sweep", "value", "method", "accuracy mean [95% CI]",
+              "user_sd", "sel_iter", "colora - method [95% CI]");
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
       const std::size_t k = std::size_t(pi * nm + m);
       std::printf("%-13s %6g %-12s %8.4f [%7.4f,%7.4f] %8.4f", points[std::size_t(pi)].sweep.c_str(),
                   points[std::size_t(pi)].value, methods[std::size_t(m)].c_str(), acc_ci[k].mean, acc_ci[k].low,
                   acc_ci[k].high, acc_sd[k]);
+      std::printf(" %8.1f", sel_iter[k].mean);
       if (have_colora && m != ci_colora)
         std::printf(" %+8.4f [%+7.4f,%+7.4f]", gap_ci[k].mean, gap_ci[k].low, gap_ci[k].high);
       std::printf("\n");

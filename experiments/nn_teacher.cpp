@@ -6,7 +6,9 @@
 // linear generator (spec section 3: theta_a, theta_b rotate the shared
 // subspaces, tau spreads the cores, kappa their condition number). Every
 // adapter kind is trained from the same frozen base with the multi-task
-// trainer; reported: per-task test loss and the distance of the learned
+// trainer under the same selection rule (exp::fit_selected: a validation
+// split of each task's own training examples picks the learning rate and the
+// iteration, then a refit on all of them); reported: per-task test loss and the distance of the learned
 // adapter subspaces to the teacher's shared A*, B*, against samples per task,
 // against theta (theta_a = theta_b) and against the number of tasks.
 //
@@ -46,8 +48,8 @@ struct TeacherConfig {
 };
 
 struct TrainConfig {
-  int iters = 300;
-  double lr = 1e-2, personal_lr = 1e-2, alpha = 0;
+  exp::NnSelectionOptions sel;  ///< iterations, learning rates, validation split, refit
+  double alpha = 0;
   CoreKind core = CoreKind::Full;
   nn::Schedule schedule = nn::Schedule::Joint;
   Index batch = 0;
@@ -91,16 +93,12 @@ std::vector<nn::Linear<double>*> adapted(nn::TransformerModel<double>& m) {
   return {&b.attn.q, &b.attn.v, &b.mlp.fc_in, &b.mlp.fc_out};
 }
 
-struct MethodResult {
-  std::vector<double> task_loss;  ///< per task
-  double dist_a = std::numeric_limits<double>::quiet_NaN();
-  double dist_b = std::numeric_limits<double>::quiet_NaN();
-};
-
-/// One (config, trial): the teacher, the data, every method.
+/// One (config, trial): the teacher, the data, every method. Per method the
+/// metrics [test_loss per task, dist_A, dist_B] and the selection made.
 template <class Model>
-std::vector<MethodResult> run_one(const TeacherConfig& c, const TrainConfig& tc, const std::vector<AdapterKind>& kinds,
-                                  std::uint64_t trial_seed) {
+std::vector<exp::NnOutcome> run_one(const TeacherConfig& c, const TrainConfig& tc,
+                                    const std::vector<AdapterKind>& kinds,
+                                    std::uint64_t trial_seed) {
   const Model* tag = nullptr;
   const Rng root(trial_seed, 0x7EAC4E);
   const std::uint64_t base_seed = root.substream(0).next_u64();
@@ -126,58 +124,51 @@ std::vector<MethodResult> run_one(const TeacherConfig& c, const TrainConfig& tc,
     }
   }
   const Index T = teacher.rows_per_example();
-  std::vector<nn::TaskData<double>> data(std::size_t(c.tasks));
+  std::vector<nn::TaskData<double>> data(std::size_t(c.tasks)), test(std::size_t(c.tasks));
   for (int i = 0; i < c.tasks; ++i) {
     Rng dr = root.substream(1000 + std::uint64_t(i));
     Rng er = root.substream(500000 + std::uint64_t(i));
     auto& d = data[std::size_t(i)];
     d.X = dr.normal_matrix<double>(c.samples * T, c.p);
     d.Y = teacher.predict(d.X, i) + c.sigma * dr.normal_matrix<double>(c.samples, c.q);
-    d.X_val = er.normal_matrix<double>(c.test_samples * T, c.p);
-    d.Y_val = teacher.predict(d.X_val, i) + c.sigma * er.normal_matrix<double>(c.test_samples, c.q);
+    auto& e = test[std::size_t(i)];  // held out: never seen by training or selection
+    e.X = er.normal_matrix<double>(c.test_samples * T, c.p);
+    e.Y = teacher.predict(e.X, i) + c.sigma * er.normal_matrix<double>(c.test_samples, c.q);
   }
 
-  std::vector<MethodResult> out;
-  for (AdapterKind kind : kinds) {
-    Model student = build(c, nn::AdapterSpec{kind, r, tc.alpha, tc.core}, base_seed, tag);
+  nn::TrainerOptions o;
+  o.schedule = tc.schedule;
+  o.batch_size = tc.batch;
+  o.loss = nn::LossKind::Mse;
+  o.num_threads = 1;
+  o.seed = trial_seed;
+  std::vector<std::string> names;
+  for (AdapterKind k : kinds) names.push_back(to_string(k));
+  auto make = [&](const std::string& method) {
+    Model student = build(c, nn::AdapterSpec{parse_adapter_kind(method), r, tc.alpha, tc.core}, base_seed, tag);
     auto sl = adapted(student);
     for (std::size_t li = 0; li < sl.size(); ++li)
       if (!(sl[li]->W0.value == tl[li]->W0.value))
         throw std::logic_error("nn-teacher: the student's frozen base differs from the teacher's");
-    if (kind != AdapterKind::None) {
-      nn::TrainerOptions o;
-      o.schedule = tc.schedule;
-      o.iterations = tc.iters;
-      o.batch_size = tc.batch;
-      o.loss = nn::LossKind::Mse;
-      o.optimizer.shared.lr = tc.lr;
-      o.optimizer.personal.lr = tc.personal_lr;
-      o.eval_every = 0;
-      o.num_threads = 1;
-      o.seed = trial_seed;
-      nn::Trainer<Model> trainer(student, data, o);
-      const nn::TrainResult res = trainer.run();
-      if (res.status == Status::NumericalIssue)
-        std::fprintf(stderr, "nn-teacher: warning: %s stopped on a non-finite value at iteration %d\n",
-                     to_string(kind), res.iterations);
-    }
-    MethodResult m;
-    for (int i = 0; i < c.tasks; ++i) {
-      const auto& d = data[std::size_t(i)];
-      m.task_loss.push_back(nn::loss_value(nn::LossKind::Mse, student.predict(d.X_val, i), d.Y_val,
-                                           static_cast<Matrix<double>*>(nullptr)));
-    }
+    return student;
+  };
+  auto evaluate = [&](Model& student, const std::string&) {
+    exp::UnitMetrics m(3);
+    for (int i = 0; i < c.tasks; ++i)
+      m[0].push_back(nn::loss_value(nn::LossKind::Mse, student.predict(test[std::size_t(i)].X, i),
+                                    test[std::size_t(i)].Y, static_cast<Matrix<double>*>(nullptr)));
     std::vector<double> da, db;
+    auto sl = adapted(student);
     for (std::size_t li = 0; li < sl.size(); ++li) {
       const auto d = exp::adapter_distances(*sl[li], A_star[li], B_star[li]);
       da.push_back(d.first);
       db.push_back(d.second);
     }
-    m.dist_a = exp::finite_mean(da);
-    m.dist_b = exp::finite_mean(db);
-    out.push_back(std::move(m));
-  }
-  return out;
+    m[1].push_back(exp::finite_mean(da));
+    m[2].push_back(exp::finite_mean(db));
+    return m;
+  };
+  return exp::run_methods<Model>("nn-teacher", names, make, data, o, tc.sel, root.substream(7), evaluate);
 }
 
 struct Point {
@@ -190,20 +181,6 @@ std::vector<std::string> sweep_list(cli::Args& args, const std::string& name, co
                                     const std::string& help) {
   auto v = args.list(name, def, help + "; 'none' skips this sweep");
   if (v.size() == 1 && v[0] == "none") v.clear();
-  return v;
-}
-
-double parse_value(const std::string& flag, const std::string& s, double lo, double hi, bool integer) {
-  std::size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(s, &used);
-  } catch (...) {
-    used = 0;
-  }
-  if (used != s.size() || s.empty() || !(v >= lo && v <= hi) || (integer && v != std::floor(v)))
-    throw cli::UsageError("flag --" + flag + ": '" + s + "' is not " + (integer ? "an integer" : "a number") +
-                          " in [" + cli::Args::format(lo) + ", " + cli::Args::format(hi) + "]");
   return v;
 }
 
@@ -235,15 +212,12 @@ int nn_teacher(cli::Args& args) {
   const auto theta_list = sweep_list(args, "theta", "0,0.1,0.3,0.6,1.2", "theta_a = theta_b values to sweep (radians)");
   const auto tasks_list = sweep_list(args, "tasks", "2,4,8,16,32", "numbers of tasks to sweep");
   TrainConfig tc;
-  tc.iters = int(args.integer("iters", 300, "training iterations (the same budget for every method)", 0, 100000000));
-  tc.lr = args.real("lr", 1e-2, "AdamW learning rate", 0, 1e3);
-  const double plr = args.real("personal-lr", 0, "learning rate of the personal parameters of every method (0 = --lr)", 0, 1e3);
-  tc.personal_lr = plr > 0 ? plr : tc.lr;
+  tc.sel = exp::parse_selection(args, 300, "0.01", "yes", 0);
   tc.core = parse_core_kind(args.choice("core", "full", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
   tc.alpha = args.real("alpha", 0.0, "adapter scale alpha (update scaled by alpha/r; 0 means alpha = r)", 0, 1e6);
   tc.schedule = nn::parse_schedule(args.choice("schedule", "joint", {"joint", "alternating"}, "trainer schedule"));
   tc.batch = Index(args.integer("batch", 0, "minibatch size per task (0 = full batch)", 0, 100000000));
-  const long trials = long(args.integer("trials", 3, "trials (independent teachers and data) per point", 1, 1000000));
+  const long trials = long(args.integer("trials", 10, "trials (independent teachers and data) per point", 1, 1000000));
   const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   std::vector<std::string> known;
@@ -259,17 +233,17 @@ int nn_teacher(cli::Args& args) {
   const double half_pi = 1.5707963267948966;
   std::vector<Point> points;
   for (const auto& s : samples_list) {
-    Point pt{"samples", parse_value("samples", s, 1, 1e8, true), c};
+    Point pt{"samples", exp::parse_sweep_value("samples", s, 1, 1e8, true), c};
     pt.cfg.samples = Index(pt.value);
     points.push_back(pt);
   }
   for (const auto& s : theta_list) {
-    Point pt{"theta", parse_value("theta", s, 0, half_pi, false), c};
+    Point pt{"theta", exp::parse_sweep_value("theta", s, 0, half_pi, false), c};
     pt.cfg.theta_a = pt.cfg.theta_b = pt.value;
     points.push_back(pt);
   }
   for (const auto& s : tasks_list) {
-    Point pt{"tasks", parse_value("tasks", s, 1, 1e5, true), c};
+    Point pt{"tasks", exp::parse_sweep_value("tasks", s, 1, 1e5, true), c};
     pt.cfg.tasks = int(pt.value);
     points.push_back(pt);
   }
@@ -295,69 +269,87 @@ int nn_teacher(cli::Args& args) {
   std::filesystem::create_directories(out_dir);
 
   const long np = long(points.size()), nm = long(kinds.size()), runs = np * trials;
-  std::vector<std::vector<MethodResult>> results(static_cast<std::size_t>(runs));
-  std::vector<std::string> errors(static_cast<std::size_t>(runs));
+  std::vector<std::vector<exp::NnOutcome>> results(static_cast<std::size_t>(runs));
   std::fprintf(stderr, "nn-teacher: %s, %ld points x %ld trials x %ld methods\n", arch.c_str(), np, trials, nm);
   exp::Progress progress("nn-teacher", runs);
-  const int nt = detail::resolve_threads(threads, runs);
-  (void)nt;
-  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-  for (long run = 0; run < runs; ++run) {
+  exp::parallel_runs(runs, threads, "run", &progress, [&](long run) {
     const long pi = run / trials, t = run % trials;
-    try {
-      const std::uint64_t ts = exp::trial_seed(seed, t);
-      results[std::size_t(run)] = c.transformer
-                                      ? run_one<nn::TransformerModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts)
-                                      : run_one<nn::MlpModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts);
-    } catch (const std::exception& e) {
-      errors[std::size_t(run)] = e.what();
-    }
-    progress.tick();
-  }
-  for (long run = 0; run < runs; ++run)
-    if (!errors[std::size_t(run)].empty())
-      throw std::runtime_error("run " + std::to_string(run) + " failed: " + errors[std::size_t(run)]);
+    const std::uint64_t ts = exp::trial_seed(seed, t);
+    results[std::size_t(run)] = c.transformer
+                                    ? run_one<nn::TransformerModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts)
+                                    : run_one<nn::MlpModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts);
+  });
 
-  // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]
+  // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]; sel_iter/sel_lr: mean selection over trials
   std::vector<exp::MeanInterval> summary(std::size_t(np * nm * 3));
   std::vector<double> task_sd(std::size_t(np * nm));
+  std::vector<exp::MeanInterval> sel_iter(std::size_t(np * nm)), sel_lr(std::size_t(np * nm)),
+      gap(std::size_t(np * nm));
+  const long ci_colora = long(std::find(kinds.begin(), kinds.end(), AdapterKind::Colora) - kinds.begin());
+  const bool have_colora = ci_colora < nm;
   io::CsvTable table({"sweep", "value", "method", "metric", "trials", "mean", "ci_low", "ci_high", "task_sd"});
+  const double nan = std::numeric_limits<double>::quiet_NaN();
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
-      std::vector<double> loss, da, db, sds;
-      for (long t = 0; t < trials; ++t) {
-        const MethodResult& r = results[std::size_t(pi * trials + t)][std::size_t(m)];
-        loss.push_back(exp::finite_mean(r.task_loss));
-        sds.push_back(exp::sample_sd(r.task_loss));
-        da.push_back(r.dist_a);
-        db.push_back(r.dist_b);
-      }
-      const std::vector<double>* vals[3] = {&loss, &da, &db};
-      task_sd[std::size_t(pi * nm + m)] = exp::finite_mean(sds);
-      for (int metric = 0; metric < 3; ++metric) {
-        const exp::MeanInterval ci = exp::mean_interval(*vals[metric]);
-        summary[std::size_t((pi * nm + m) * 3 + metric)] = ci;
+      const std::size_t k = std::size_t(pi * nm + m);
+      std::vector<double> it, lr;
+      for (long metric = 0; metric < 3; ++metric) {
+        std::vector<std::vector<double>> per_trial;
+        for (long t = 0; t < trials; ++t)
+          per_trial.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].metrics[std::size_t(metric)]);
+        const exp::TrialSummary ts = exp::summarize_trials(per_trial);
+        summary[k * 3 + std::size_t(metric)] = ts.ci;
+        if (metric == 0) task_sd[k] = ts.unit_sd;
         table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
-                    << kMetrics[metric] << ci.count << ci.mean << ci.low << ci.high
-                    << (metric == 0 ? task_sd[std::size_t(pi * nm + m)] : std::numeric_limits<double>::quiet_NaN());
+                    << kMetrics[metric] << ts.ci.count << ts.ci.mean << ts.ci.low << ts.ci.high
+                    << (metric == 0 ? ts.unit_sd : nan);
       }
+      if (have_colora && m != ci_colora) {  // paired per-trial difference of the mean test loss
+        std::vector<std::vector<double>> a, b;
+        for (long t = 0; t < trials; ++t) {
+          a.push_back(results[std::size_t(pi * trials + t)][std::size_t(ci_colora)].metrics[0]);
+          b.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].metrics[0]);
+        }
+        gap[k] = exp::paired_difference(a, b);
+        table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
+                    << "colora_minus_method_test_loss" << gap[k].count << gap[k].mean << gap[k].low << gap[k].high
+                    << nan;
+      }
+      if (kinds[std::size_t(m)] == AdapterKind::None) continue;
+      for (long t = 0; t < trials; ++t) {
+        const exp::NnSelection& s = results[std::size_t(pi * trials + t)][std::size_t(m)].selection;
+        it.push_back(double(s.iteration));
+        lr.push_back(s.lr);
+      }
+      sel_iter[k] = exp::mean_interval(it);
+      sel_lr[k] = exp::mean_interval(lr);
+      table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
+                  << "selected_iterations" << sel_iter[k].count << sel_iter[k].mean << sel_iter[k].low
+                  << sel_iter[k].high << nan;
+      table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
+                  << "selected_lr" << sel_lr[k].count << sel_lr[k].mean << sel_lr[k].low << sel_lr[k].high << nan;
     }
   table.write(out_dir + "/nn_teacher.csv");
 
   std::printf("colora nn-teacher: arch=%s p=%lld hidden=%lld q=%lld r=%lld tau=%g kappa=%g strength=%g sigma=%g "
-              "(noise floor %.3g), reference k=%d n=%lld theta_a=%g theta_b=%g, iters=%d lr=%g, %ld trials, seed=%llu\n",
+              "(noise floor %.3g), reference k=%d n=%lld theta_a=%g theta_b=%g; %s; %ld trials, seed=%llu\n",
               arch.c_str(), (long long)c.p, (long long)c.hidden, (long long)c.q, (long long)c.rank, c.tau, c.kappa,
-              c.strength, c.sigma, c.sigma * c.sigma, c.tasks, (long long)c.samples, c.theta_a, c.theta_b, tc.iters,
-              tc.lr, trials, (unsigned long long)seed);
-  std::printf("%-8s %7s %-12s %30s %9s %8s %8s\n", "sweep", "value", "method", "test_loss mean [95% CI]", "task_sd",
-              "dist_A", "dist_B");
+              c.strength, c.sigma, c.sigma * c.sigma, c.tasks, (long long)c.samples, c.theta_a, c.theta_b,
+              exp::describe_selection(tc.sel).c_str(), trials, (unsigned long long)seed);
+  std::printf("%-8s %7s %-12s %30s %9s %8s %8s %8s %30s\n", "sweep", "value", "method", "test_loss mean [95% CI]",
+              "task_sd", "dist_A", "dist_B", "sel_iter", "colora - method [95% CI]");
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
       const auto& a = summary[std::size_t((pi * nm + m) * 3)];
-      std::printf("%-8s %7g %-12s %10.4g [%8.4g,%8.4g] %9.3g %8.3f %8.3f\n", points[std::size_t(pi)].sweep.c_str(),
-                  points[std::size_t(pi)].value, methods[std::size_t(m)].c_str(), a.mean, a.low, a.high,
-                  task_sd[std::size_t(pi * nm + m)], summary[std::size_t((pi * nm + m) * 3 + 1)].mean,
-                  summary[std::size_t((pi * nm + m) * 3 + 2)].mean);
+      std::printf("%-8s %7g %-12s %10.4g [%8.4g,%8.4g] %9.3g %8.3f %8.3f %8.1f",
+                  points[std::size_t(pi)].sweep.c_str(), points[std::size_t(pi)].value,
+                  methods[std::size_t(m)].c_str(), a.mean, a.low, a.high, task_sd[std::size_t(pi * nm + m)],
+                  summary[std::size_t((pi * nm + m) * 3 + 1)].mean, summary[std::size_t((pi * nm + m) * 3 + 2)].mean,
+                  sel_iter[std::size_t(pi * nm + m)].mean);
+      if (have_colora && m != ci_colora)
+        std::printf(" %+9.4f [%+9.4f,%+9.4f]", gap[std::size_t(pi * nm + m)].mean, gap[std::size_t(pi * nm + m)].low,
+                    gap[std::size_t(pi * nm + m)].high);
+      std::printf("\n");
     }
 
   // Plot: one column per sweep; top row test loss (log y), bottom row the

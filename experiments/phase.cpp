@@ -77,7 +77,8 @@ int phase(cli::Args& args) {
   const auto method_names = args.list("methods", "colora", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/phase", "output directory");
   if (args.finish()) return 0;
-  const auto methods = exp::parse_methods(method_names);
+  const auto methods = exp::methods_for_rank(exp::parse_methods(method_names), method_names, g.p, g.q, opts.rank,
+                                             "phase");
   for (const auto& m : methods)
     if (m == "oracle")
       throw cli::UsageError("--methods: the oracle is given the true subspaces, so it always 'recovers' them");

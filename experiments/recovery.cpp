@@ -1,5 +1,7 @@
 // colora recovery: does the solver find the planted truth, how fast, and how
 // close to the oracle floor? The main job of README's run command.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -17,7 +19,7 @@ namespace {
 
 template <class Problem>
 std::vector<exp::MethodOutcome> run_all(const Problem& pb, const std::vector<std::string>& methods,
-                                        const SolverOptions& opts) {
+                                        const BaselineOptions& opts) {
   std::vector<exp::MethodOutcome> out;
   for (const auto& m : methods) {
     std::fprintf(stderr, "recovery: running %s ...\n", m.c_str());
@@ -39,18 +41,19 @@ int recovery(cli::Args& args) {
   defaults.sigma = 0.1;
   GeneratorOptions g = exp::read_generator_flags(args, defaults);
   const std::string model = args.choice("model", "regression", {"regression", "sensing"}, "measurement model");
-  SolverOptions opts = exp::read_solver_flags(args, g.rank);
+  BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
   g.seed = std::uint64_t(args.integer("seed", 1, "seed of the problem and of random initialization", 0));
   opts.seed = g.seed;
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   g.num_threads = opts.num_threads;
   const auto method_names = args.list("methods", "all", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/recovery", "output directory");
+  const std::string plot_metric = args.choice("plot", "rel-err", {"rel-err", "dist-a", "dist-b", "test-mse"},
+                                              "what recovery.png draws against the iteration");
   if (args.finish()) return 0;
-  const auto methods = exp::parse_methods(method_names);
+  auto methods = exp::parse_methods(method_names);
   g.validate();
-  if (opts.rank > std::min(g.p, g.q))
-    throw std::invalid_argument("--rank " + std::to_string(opts.rank) + " exceeds min(p, q)");
+  methods = exp::methods_for_rank(methods, method_names, g.p, g.q, opts.rank, "recovery");
 
   std::filesystem::create_directories(out_dir);
   std::vector<exp::MethodOutcome> results;
@@ -88,20 +91,32 @@ int recovery(cli::Args& args) {
   summary.write(out_dir + "/summary.csv");
   history.write(out_dir + "/history.csv");
 
-  // Plot: mean relative error per iteration, log scale, oracle as a level line.
+  // Plot: the chosen error per iteration, log scale; closed-form methods
+  // (the oracle among them) as level lines.
+  const int column = plot_metric == "dist-a" ? 5 : plot_metric == "dist-b" ? 6 : plot_metric == "test-mse" ? 8 : 7;
+  const char* ylabel = plot_metric == "dist-a"   ? "principal-angle distance of A (sin theta_max)"
+                       : plot_metric == "dist-b" ? "principal-angle distance of B (sin theta_max)"
+                       : plot_metric == "test-mse" ? "held-out MSE"
+                                                   : "mean per-task relative error";
+  auto final_value = [&](const exp::MethodOutcome& r) {
+    return column == 5 ? r.metrics.dist_a : column == 6 ? r.metrics.dist_b : column == 8 ? r.test_mse
+                                                                                          : r.metrics.mean_rel_err;
+  };
   std::string script =
       "set datafile separator ','\nset logscale y\nset format y '10^{%L}'\nset grid\nset key outside right\n"
-      "set xlabel 'iteration'\nset ylabel 'mean per-task relative error'\n"
+      "set xlabel 'iteration'\nset ylabel '" + std::string(ylabel) + "'\n"
       "set title 'colora recovery: k=" + std::to_string(g.tasks) + ", p=" + std::to_string(g.p) +
       ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) + ", n_i=" + std::to_string(g.samples_of(0)) +
       ", sigma=" + cli::Args::format(g.sigma) + "'\n";
   std::string plot_cmd = "plot ";
   bool first = true;
   for (const auto& r : results) {
-    const std::string sel = "(strcol(1) eq '" + r.method + "' ? $7 : 1/0)";
+    const std::string sel = "(strcol(1) eq '" + r.method + "' ? $" + std::to_string(column) + " : 1/0)";
+    const double last = final_value(r);
+    if (!(last > 0) || !std::isfinite(last)) continue;  // the method has no such quantity (e.g. no shared A)
     if (r.history.size() <= 1) {
       // Closed-form method: a horizontal level line across the iteration range.
-      plot_cmd += std::string(first ? "" : ", ") + cli::Args::format(r.metrics.mean_rel_err) + " with lines dt 2 lw 2 title '" +
+      plot_cmd += std::string(first ? "" : ", ") + cli::Args::format(last) + " with lines dt 2 lw 2 title '" +
                   r.method + " (closed form)'";
     } else {
       plot_cmd += std::string(first ? "" : ", ") + "'" + out_dir + "/history.csv' using 2:" + sel +
@@ -109,7 +124,11 @@ int recovery(cli::Args& args) {
     }
     first = false;
   }
-  plot::render_png(out_dir + "/recovery.png", script + plot_cmd + "\n");
+  if (first)
+    std::fprintf(stderr, "recovery: no method has the quantity --plot %s; recovery.png not drawn\n",
+                 plot_metric.c_str());
+  else
+    plot::render_png(out_dir + "/recovery.png", script + plot_cmd + "\n");
   std::printf("wrote %s/summary.csv, %s/history.csv, %s/recovery.png\n", out_dir.c_str(), out_dir.c_str(),
               out_dir.c_str());
 
@@ -123,8 +142,8 @@ int recovery(cli::Args& args) {
     ro.core = opts.core;
     const GuaranteeReport rep =
         model == "regression"
-            ? guarantee_report(generate_regression<double>(g), opts.rank, r.history, r.metrics, ro)
-            : guarantee_report(generate_sensing<double>(g), opts.rank, r.history, r.metrics, ro);
+            ? exp::colora_guarantee_report(generate_regression<double>(g), opts.rank, r.history, r.metrics, ro)
+            : exp::colora_guarantee_report(generate_sensing<double>(g), opts.rank, r.history, r.metrics, ro);
     exp::print_guarantee_report(rep);
     exp::write_guarantee_csv(rep, out_dir + "/theory.csv");
     std::printf("wrote %s/theory.csv\n", out_dir.c_str());

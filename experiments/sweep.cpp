@@ -87,7 +87,8 @@ int sweep(cli::Args& args) {
   const auto method_names = args.list("methods", "all", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/sweep", "output directory");
   if (args.finish()) return 0;
-  const auto methods = exp::parse_methods(method_names);
+  const auto methods = exp::methods_for_rank(exp::parse_methods(method_names), method_names, g.p, g.q, opts.rank,
+                                             "sweep");
   g.validate();
 
   std::vector<GeneratorOptions> configs;

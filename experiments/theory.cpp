@@ -157,7 +157,7 @@ int theory(cli::Args& args) {
   } catch (const std::invalid_argument& e) {
     throw cli::UsageError(e.what());
   }
-  if (opts.rank > std::min(g.p, g.q)) throw cli::UsageError("--rank exceeds min(p, q)");
+  exp::methods_for_rank({"colora"}, {"colora"}, g.p, g.q, opts.rank, "theory");
   std::filesystem::create_directories(out_dir);
 
   if (experiment == "report") {

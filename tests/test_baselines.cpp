@@ -198,6 +198,48 @@ TEST_CASE_TEMPLATE("fedrep with partial participation still converges", Scalar, 
   CHECK(m.max_rel_err < Tol<Scalar>::recovery);
 }
 
+TEST_CASE_TEMPLATE("q < r (FedRep's scalar outputs): colora and fedrep coincide and recover the planted heads", Scalar,
+                   double, float) {
+  auto g = small_options(60, 12, 1, 2, 6, colora_test::rng_for("fedrep wide").next_u64());
+  const auto pb = colora::generate_regression<Scalar>(g);
+  auto o = base_options(2, 300);
+  const auto col = colora::fit_baseline("colora", pb, o);
+  const auto rep = colora::fit_baseline("fedrep", pb, o);
+  const auto mc = metrics_of(pb, col), mr = metrics_of(pb, rep);
+  CHECK(mc.dist_a < Tol<Scalar>::recovery);
+  CHECK(mr.dist_a < Tol<Scalar>::recovery);
+  CHECK(mc.max_rel_err < Tol<Scalar>::recovery);
+  CHECK(mr.max_rel_err < Tol<Scalar>::recovery);
+  // The oracle and mom accept r > q; the methods whose factors need r <= q say so.
+  CHECK(metrics_of(pb, colora::fit_baseline("oracle", pb, o)).max_rel_err < Tol<Scalar>::recovery);
+  CHECK(colora::fit_baseline("mom", pb, o).status != colora::Status::NumericalIssue);
+  for (const char* m : {"local-lora", "global-lora", "ffa", "gd-gd"})
+    CHECK_THROWS_WITH_AS(colora::fit_baseline(m, pb, o), doctest::Contains("supported by colora"),
+                         std::invalid_argument);
+  // With noise both reach the head oracle's floor sigma^2 q r / (n - r - 1) on average.
+  g.sigma = 0.1;
+  g.samples = {12};
+  g.tasks = 400;
+  const auto noisy = colora::generate_regression<Scalar>(g);
+  const auto mn = metrics_of(noisy, colora::fit_baseline("colora", noisy, o));
+  const double floor = colora::oracle_head_floor(0.1, 1, 2, 12);
+  CHECK(mn.mean_sq_err > floor / 1.5);
+  CHECK(mn.mean_sq_err < floor * 1.5);
+}
+
+TEST_CASE("fedrep with partial participation runs its rounds (no early stop on an unchanged objective)") {
+  // One participant per round out of 10: a round can repeat the previous
+  // task and leave the objective unchanged; that is not convergence.
+  auto g = small_options(10, 10, 1, 2, 5, colora_test::rng_for("fedrep partial rounds").next_u64());
+  const auto pb = colora::generate_regression<double>(g);
+  auto o = base_options(2, 40);
+  o.participation = 0.1;
+  o.tolerance = 0.5;  // would stop after a couple of rounds with full participation
+  const auto res = colora::fit_fedrep(pb, o, colora::FedRepVariant::AltGD);
+  CHECK(res.iterations == 40);
+  CHECK(res.stop_reason == colora::StopReason::MaxIterations);
+}
+
 TEST_CASE("fedrep with participation: 1 and 2 threads give bitwise identical results") {
   auto g = small_options(24, 14, 8, 2, 12, colora_test::rng_for("fedrep threads").next_u64());
   g.theta_b = 0.5;
@@ -316,8 +358,13 @@ TEST_CASE("every method runs on (M2) sensing and on (M1) through fit_baseline, w
 TEST_CASE("bad input names the field") {
   const auto g = small_options(4, 5, 4, 1, 10, colora_test::rng_for("bad input").next_u64());
   const auto pb = colora::generate_regression<double>(g);
-  auto o = base_options(5, 5);  // rank 5 > min(p, q) = 4
-  for (const char* name : {"colora", "local-lora", "global-lora", "ffa", "gd-gd", "mom"}) {
+  auto o = base_options(5, 5);  // rank 5 > q = 4: only the methods with a q x r head/core accept it
+  for (const char* name : {"local-lora", "global-lora", "ffa", "gd-gd"}) {
+    CAPTURE(name);
+    CHECK_THROWS_WITH_AS(colora::fit_baseline(name, pb, o), doctest::Contains("rank"), std::invalid_argument);
+  }
+  o.rank = 6;  // > p = 5: nobody
+  for (const char* name : {"colora", "fedrep", "mom", "local-lora", "global-lora", "ffa", "gd-gd"}) {
     CAPTURE(name);
     CHECK_THROWS_WITH_AS(colora::fit_baseline(name, pb, o), doctest::Contains("rank"), std::invalid_argument);
   }

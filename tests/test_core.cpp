@@ -87,6 +87,12 @@ TEST_CASE_TEMPLATE("thin_qr and haar_orthonormal give orthonormal factors", Scal
   for (Index j = 0; j < 4; ++j) CHECK(qr.R(j, j) >= Scalar(0));
   const auto H = colora::haar_orthonormal<Scalar>(rng, 12, 3);
   CHECK((H.transpose() * H - Matrix<Scalar>::Identity(3, 3)).norm() <= tol);
+  // A wide matrix has no thin QR: a clear error, not an out-of-range read.
+  CHECK_THROWS_WITH_AS(colora::thin_qr(Matrix<Scalar>(rng.normal_matrix<Scalar>(2, 5))),
+                       doctest::Contains("rows >= cols, got 2 x 5"), std::invalid_argument);
+  // column_basis: the thin Q when tall, the identity of R^rows when wide.
+  CHECK(colora::column_basis(M).isApprox(qr.Q));
+  CHECK(colora::column_basis(Matrix<Scalar>(rng.normal_matrix<Scalar>(2, 5))) == Matrix<Scalar>::Identity(2, 2));
 }
 
 TEST_CASE_TEMPLATE("solve_spd agrees with a dense solve and survives a singular system", Scalar, float, double) {

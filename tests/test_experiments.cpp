@@ -99,6 +99,33 @@ TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with
   CHECK(std::stod(colora_row[1]) < 0.2);
 }
 
+TEST_CASE("colora recovery with q < r (FedRep's scalar outputs): heads, participation, dist-a plot") {
+  const std::string dir = scratch("recovery_wide");
+  const Run r = run_cli("recovery --tasks 40 --p 10 --q 1 --rank 2 --samples 8 --test-samples 10 --sigma 0 "
+                        "--iters 200 --participation 0.5 --plot dist-a --threads 1" + seed_flag() + " --out " + dir +
+                            "/out",
+                        dir);
+  REQUIRE(r.code == 0);
+  // "all" keeps the methods that support r > q and says which it skipped.
+  for (const char* m : {"local-lora", "global-lora", "ffa", "gd-gd"})
+    CHECK(r.err.find(std::string("skipping ") + m) != std::string::npos);
+  const auto summary = csv_lines(dir + "/out/summary.csv");
+  REQUIRE(summary.size() == 8);  // header + colora, oracle, local, global, fedrep, fedrep-gd, mom
+  double colora_err = -1, fedrep_err = -1;
+  for (const auto& line : summary) {
+    const auto row = split(line, ',');
+    if (row[0] == "colora") colora_err = std::stod(row[3]);
+    if (row[0] == "fedrep") fedrep_err = std::stod(row[3]);
+    if (row[0] == "fedrep") CHECK(std::stoi(row[8]) == 200);  // participation 0.5: no early stop
+  }
+  CHECK(colora_err >= 0);
+  CHECK(colora_err < 1e-6);   // noiseless: the planted heads are recovered
+  CHECK(fedrep_err < 1e-6);   // fedrep, with half the tasks per round, too
+  // A method that needs r <= q, named explicitly, is a usage error.
+  check_usage_error("recovery --p 10 --q 1 --rank 2 --methods ffa --out " + dir + "/bad", dir, "r <= q");
+  check_usage_error("recovery --plot nosuch --out " + dir + "/bad", dir, "--plot");
+}
+
 TEST_CASE("colora sweep: documented columns, one row per method x value x metric, identical for 1 and 2 threads") {
   const std::string dir = scratch("sweep");
   const std::string common = std::string("sweep --vary tau --values 0,1 --trials 3 --methods colora,oracle") +
@@ -290,7 +317,8 @@ TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one
   check_usage_error("phase --rank 9 --p 8", dir, "rank");
   check_usage_error("fit --rank 2", dir, "--data");
   check_usage_error("fit" + data, dir, "--rank");
-  check_usage_error("fit --rank 9" + data, dir, "rank");
+  check_usage_error("fit --rank 11" + data, dir, "rank");                   // > p = 10
+  check_usage_error("fit --rank 9 --method ffa" + data, dir, "r <= q = 7");  // > q for a method that needs r <= q
   check_usage_error("fit --rank 2 --iters -3" + data, dir, "--iters");
   check_usage_error("adapt --new-samples 0", dir, "--new-samples");
   // --help prints the flags and exits 0 for every subcommand.

@@ -1,7 +1,9 @@
 // The network experiments (experiments/nn_common.hpp, nn-teacher, nn-digits):
 // the digits loader on the shipped data and on broken files, the bilinear
 // rotation (exact quarter turns, interior of a constant image), the split
-// permutation, the adapter subspace distances, and both subcommands run once
+// permutation, the adapter subspace distances, the per-task validation split
+// and the model selection every method goes through (best-validation iterate,
+// learning-rate choice, refit), and both subcommands run once
 // at tiny size through the built colora program (documented CSV rows,
 // identical CSVs for --threads 1 and 2, exit code 2 for bad flags, a clear
 // error for a missing data file).
@@ -223,6 +225,220 @@ TEST_CASE_TEMPLATE("adapter_distances: zero for the planted subspaces, one for o
   CHECK(std::isnan(d.second));
 }
 
+TEST_CASE("split_train_val: disjoint, covering, documented sizes, deterministic for a seed") {
+  using colora::exp::split_train_val;
+  using colora::exp::validation_count;
+  // Sizes [choice]: round(0.2 n), at least 1 and at most n - 1 when n >= 2; none for n < 2 or fraction 0.
+  CHECK(validation_count(1, 0.2) == 0);
+  CHECK(validation_count(2, 0.2) == 1);
+  CHECK(validation_count(5, 0.2) == 1);
+  CHECK(validation_count(10, 0.2) == 2);
+  CHECK(validation_count(20, 0.2) == 4);
+  CHECK(validation_count(40, 0.2) == 8);
+  CHECK(validation_count(2, 0.9) == 1);
+  CHECK(validation_count(10, 0.0) == 0);
+  const colora::Rng rng = colora_test::rng_for("split_train_val");
+  for (Index n : {1, 2, 5, 10, 37}) {
+    CAPTURE(n);
+    const auto s = split_train_val(n, 0.2, rng.substream(std::uint64_t(n)));
+    CHECK(Index(s.val.size()) == validation_count(n, 0.2));
+    CHECK(Index(s.train.size() + s.val.size()) == n);
+    std::vector<Index> all = s.train;
+    all.insert(all.end(), s.val.begin(), s.val.end());
+    std::sort(all.begin(), all.end());
+    for (Index i = 0; i < n; ++i) CHECK(all[std::size_t(i)] == i);  // disjoint and covering
+    CHECK(std::is_sorted(s.train.begin(), s.train.end()));
+    const auto again = split_train_val(n, 0.2, rng.substream(std::uint64_t(n)));
+    CHECK(again.train == s.train);
+    CHECK(again.val == s.val);
+  }
+  // Another stream holds out other examples (for some of a few draws).
+  bool differs = false;
+  for (std::uint64_t j = 0; j < 8; ++j)
+    differs |= split_train_val(37, 0.2, rng.substream(100 + j)).val != split_train_val(37, 0.2, rng.substream(37)).val;
+  CHECK(differs);
+  // take_examples keeps whole examples (T rows each) and their targets.
+  Matrix<double> X(6, 2), Y(3, 1), Xo, Yo;
+  for (Index i = 0; i < 6; ++i) X.row(i) << double(i), double(10 + i);
+  Y << 0, 1, 2;
+  colora::exp::take_examples(X, Y, 2, {2, 0}, Xo, Yo);
+  REQUIRE(Xo.rows() == 4);
+  CHECK(Xo(0, 0) == 4.0);
+  CHECK(Xo(1, 0) == 5.0);
+  CHECK(Xo(2, 0) == 0.0);
+  CHECK(Yo(0, 0) == 2.0);
+  CHECK(Yo(1, 0) == 0.0);
+}
+
+namespace {
+
+namespace nn = colora::nn;
+
+nn::MlpModel<double> tiny_mlp(colora::AdapterKind kind) {
+  nn::MlpSpec s;
+  s.in = 3;
+  s.hidden = {5};
+  s.out = 2;
+  s.num_tasks = 2;
+  s.adapter = nn::AdapterSpec{kind, 2};
+  s.seed = 11;
+  return nn::MlpModel<double>(s);
+}
+
+/// Two tasks of a planted linear map with noise (validation targets shifted
+/// by `val_shift`).
+std::vector<nn::TaskData<double>> tiny_tasks(colora::Rng rng, Index n, double val_shift) {
+  std::vector<nn::TaskData<double>> d(2);
+  const Matrix<double> W = rng.normal_matrix<double>(2, 3);
+  for (auto& t : d) {
+    t.X = rng.normal_matrix<double>(n, 3);
+    t.Y = t.X * W.transpose() + 0.3 * rng.normal_matrix<double>(n, 2);
+    t.X_val = rng.normal_matrix<double>(4, 3);
+    t.Y_val = t.X_val * W.transpose() + 0.3 * rng.normal_matrix<double>(4, 2);
+    t.Y_val.array() += val_shift;
+  }
+  return d;
+}
+
+}  // namespace
+
+TEST_CASE("train_keep_best: the model ends at the best-validation iterate, iteration 0 included") {
+  using colora::AdapterKind;
+  colora::Rng rng = colora_test::rng_for("train_keep_best");
+  nn::TrainerOptions o;
+  o.iterations = 60;
+  o.eval_every = 5;
+  o.batch_size = 0;
+  o.optimizer.shared.lr = 0.05;
+  o.optimizer.personal.lr = 0.05;
+  o.num_threads = 1;
+  for (int untrained_best : {0, 1}) {
+    CAPTURE(untrained_best);
+    auto data = tiny_tasks(rng, 8, 0.0);
+    if (untrained_best) {  // validation targets = the untrained model's outputs: any training can only hurt
+      const nn::MlpModel<double> m0 = tiny_mlp(AdapterKind::Colora);
+      for (int i = 0; i < 2; ++i) data[std::size_t(i)].Y_val = m0.predict(data[std::size_t(i)].X_val, i);
+    }
+    // Reference: the same training, recording every validation loss.
+    nn::MlpModel<double> ref = tiny_mlp(AdapterKind::Colora);
+    std::vector<double> losses;
+    std::vector<int> iters;
+    {
+      nn::Trainer<nn::MlpModel<double>> t(ref, data, o);
+      losses.push_back(t.evaluate().val_loss);
+      iters.push_back(0);
+      t.set_callback([&](const nn::EvalRecord& r) {
+        losses.push_back(r.val_loss);
+        iters.push_back(r.iteration);
+        return true;
+      });
+      t.run();
+    }
+    const std::size_t arg = std::size_t(std::min_element(losses.begin(), losses.end()) - losses.begin());
+    nn::MlpModel<double> m = tiny_mlp(AdapterKind::Colora);
+    const nn::MlpModel<double> init = m;
+    bool issue = false;
+    const auto best = colora::exp::train_keep_best(m, data, o, issue);
+    CHECK_FALSE(issue);
+    CHECK(best.first == iters[arg]);
+    CHECK(best.second == losses[arg]);
+    nn::Trainer<nn::MlpModel<double>> check(m, data, o);
+    CHECK(check.evaluate().val_loss == doctest::Approx(losses[arg]).epsilon(1e-12));
+    if (!untrained_best) CHECK(best.first > 0);  // training helps on fresh data from the same map
+    if (untrained_best) {
+      // The untrained state (validation loss 0) is best and is restored.
+      CHECK(best.first == 0);
+      CHECK(m.layers[0].B.value == init.layers[0].B.value);
+      CHECK(m.layers[0].Ss[0].value == init.layers[0].Ss[0].value);
+    }
+    // Patience: with patience 1 the run stops at the first non-improving evaluation but still
+    // returns the best iterate seen so far.
+    nn::TrainerOptions op = o;
+    op.patience = 1;
+    nn::MlpModel<double> mp = tiny_mlp(AdapterKind::Colora);
+    const auto bp = colora::exp::train_keep_best(mp, data, op, issue);
+    std::size_t stop = 1;
+    auto first = losses.begin();
+    while (stop < losses.size() && losses[stop] < *std::min_element(first, first + long(stop))) ++stop;
+    const std::size_t argp = std::size_t(std::min_element(first, first + long(stop)) - first);
+    CHECK(bp.first == iters[argp]);
+    CHECK(bp.second == losses[argp]);
+  }
+}
+
+TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validation loss on a split of the train data") {
+  using colora::AdapterKind;
+  colora::Rng rng = colora_test::rng_for("fit_selected");
+  auto data = tiny_tasks(rng, 10, 0.0);
+  for (auto& t : data) {  // fit_selected must carve its validation from X, Y alone
+    t.X_val.resize(0, 0);
+    t.Y_val.resize(0, 0);
+  }
+  colora::exp::NnSelectionOptions sel;
+  sel.lrs = {0.003, 0.05};
+  sel.iters = 40;
+  sel.eval_every = 5;
+  sel.patience = 0;
+  sel.val_fraction = 0.2;
+  nn::TrainerOptions o;
+  o.batch_size = 0;
+  o.num_threads = 1;
+  const colora::Rng split = rng.substream(9);
+  auto make = [] { return tiny_mlp(AdapterKind::Lora); };
+  colora::exp::NnSelection chosen;
+  nn::MlpModel<double> m = colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, chosen);
+  // Reference: the same split by hand, each learning rate trained with train_keep_best.
+  std::vector<nn::TaskData<double>> fit(2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto sp = colora::exp::split_train_val(10, 0.2, split.substream(i));
+    REQUIRE(sp.val.size() == 2);
+    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.train, fit[i].X, fit[i].Y);
+    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.val, fit[i].X_val, fit[i].Y_val);
+  }
+  double best = 1e300;
+  double best_lr = 0;
+  int best_it = -1;
+  for (double lr : sel.lrs) {
+    nn::TrainerOptions oo = o;
+    oo.iterations = sel.iters;
+    oo.eval_every = sel.eval_every;
+    oo.optimizer.shared.lr = oo.optimizer.personal.lr = lr;
+    nn::MlpModel<double> r = make();
+    bool issue = false;
+    const auto b = colora::exp::train_keep_best(r, fit, oo, issue);
+    if (b.second < best) {
+      best = b.second;
+      best_lr = lr;
+      best_it = b.first;
+    }
+  }
+  CHECK(chosen.lr == best_lr);
+  CHECK(chosen.iteration == best_it);
+  CHECK(chosen.val_loss == best);
+  nn::TrainerOptions ev = o;
+  nn::Trainer<nn::MlpModel<double>> check(m, fit, ev);
+  CHECK(check.evaluate().val_loss == doctest::Approx(best).epsilon(1e-12));
+  // Deterministic.
+  colora::exp::NnSelection again;
+  nn::MlpModel<double> m2 = colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, again);
+  CHECK(again.iteration == chosen.iteration);
+  CHECK(m2.layers[0].Bs[0].value == m.layers[0].Bs[0].value);
+  // refit: retrained on all 10 examples for the selected iterations with the selected rate.
+  sel.refit = true;
+  colora::exp::NnSelection rf;
+  nn::MlpModel<double> m3 = colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, rf);
+  CHECK(rf.iteration == chosen.iteration);
+  nn::MlpModel<double> m4 = make();
+  if (rf.iteration > 0) {
+    nn::TrainerOptions oo = o;
+    oo.iterations = rf.iteration;
+    oo.eval_every = 0;
+    oo.optimizer.shared.lr = oo.optimizer.personal.lr = rf.lr;
+    nn::Trainer<nn::MlpModel<double>>(m4, data, oo).run();
+  }
+  CHECK(m3.layers[0].Bs[1].value == m4.layers[0].Bs[1].value);
+}
+
 TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metric) row; threads do not matter") {
   const std::string dir = scratch("nn_teacher");
   const std::string flags = " --p 6 --hidden 8 --q 4 --rank 2 --k 2 --n 8 --samples 6,12 --theta 0,0.5 --tasks 2,3"
@@ -236,7 +452,10 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
   const auto lines = lines_of(csv);
   REQUIRE(!lines.empty());
   CHECK(lines[0] == "sweep,value,method,metric,trials,mean,ci_low,ci_high,task_sd");
-  CHECK(lines.size() == 1 + 6 * 6 * 3);  // 6 points x 6 methods x 3 metrics
+  // 6 points x (6 methods x 3 metrics + 5 paired gaps + 5 trained methods x 2 selection rows).
+  CHECK(lines.size() == 1 + 6 * (6 * 3 + 5 + 5 * 2));
+  CHECK(csv.find("samples,6,global-lora,colora_minus_method_test_loss,2,") != std::string::npos);
+  CHECK(csv.find("samples,12,lora,selected_iterations,2,") != std::string::npos);
   CHECK(csv.find("samples,6,colora,test_loss,2,") != std::string::npos);
   CHECK(csv.find("theta,0.5,global-lora,dist_A,2,") != std::string::npos);
   CHECK(csv.find("tasks,3,fedsa,dist_B,2,") != std::string::npos);
@@ -246,19 +465,22 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
                         " --n 4 --samples 4 --theta none --tasks none --test-samples 6 --iters 3 --trials 1"
                         " --methods none,colora --out " + dir + "/tf" + seed_flag(), dir);
   REQUIRE(tf.code == 0);
-  CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * 2 * 3);
+  CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * (2 * 3 + 1 + 1 * 2));
 
   check_usage_error("nn-teacher --arch cnn --out " + dir + "/x", dir, "--arch");
   check_usage_error("nn-teacher --theta 2 --out " + dir + "/x", dir, "--theta");
   check_usage_error("nn-teacher --methods colora,bogus --out " + dir + "/x", dir, "bogus");
   check_usage_error("nn-teacher --bogus 1 --out " + dir + "/x", dir, "--bogus");
   check_usage_error("nn-teacher --rank 5 --p 8 --q 4 --out " + dir + "/x", dir, "--rank");
+  check_usage_error("nn-teacher --val-fraction 0.95 --out " + dir + "/x", dir, "--val-fraction");
+  check_usage_error("nn-teacher --lr 0.01,x --out " + dir + "/x", dir, "--lr");
 }
 
 TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows; threads do not matter") {
   const std::string dir = scratch("nn_digits");
   const std::string flags = " --users 3 --samples 3,6 --angle-spread 0,40 --n 4 --iters 6 --pretrain-iters 10"
-                            " --trials 2 --test-per-user 20 --hidden 12 --rank 2" + seed_flag();
+                            " --trials 2 --test-per-user 20 --hidden 12 --rank 2 --lr 0.01,0.03 --eval-every 2"
+                            " --refit yes" + seed_flag();
   const Run r1 = run_cli("nn-digits" + flags + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
   const Run r2 = run_cli("nn-digits" + flags + " --threads 2 --out " + dir + "/t2", dir);
@@ -268,8 +490,9 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
   const auto lines = lines_of(csv);
   REQUIRE(!lines.empty());
   CHECK(lines[0] == "sweep,value,method,metric,trials,mean,ci_low,ci_high,user_sd");
-  // 4 points x (7 methods x 2 metrics + 6 paired gaps).
-  CHECK(lines.size() == 1 + 4 * (7 * 2 + 6));
+  // 4 points x (7 methods x 2 metrics + 6 paired gaps + 6 trained methods x 2 selection rows).
+  CHECK(lines.size() == 1 + 4 * (7 * 2 + 6 + 6 * 2));
+  CHECK(csv.find("angle_spread,0,colora,selected_lr,2,") != std::string::npos);
   CHECK(csv.find("samples,3,probe,test_accuracy,2,") != std::string::npos);
   CHECK(csv.find("angle_spread,40,lora,colora_minus_method_accuracy,2,") != std::string::npos);
   for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -302,4 +525,5 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
   check_usage_error("nn-digits --samples 0 --out " + dir + "/x", dir, "--samples");
   check_usage_error("nn-digits --methods colora,bogus --out " + dir + "/x", dir, "bogus");
   check_usage_error("nn-digits --rank 11 --out " + dir + "/x", dir, "--rank");
+  check_usage_error("nn-digits --refit maybe --out " + dir + "/x", dir, "--refit");
 }

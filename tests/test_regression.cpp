@@ -3,6 +3,8 @@
 // thread-count independence, and clear errors on bad input.
 #include <doctest/doctest.h>
 
+#include <Eigen/SVD>
+
 #include <colora/diagnostics/oracle_floor.hpp>
 #include <colora/regression/generator.hpp>
 #include <colora/regression/oracle.hpp>
@@ -10,10 +12,12 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "test_support.hpp"
 
 using namespace colora;
+using colora_test::Tol;
 
 namespace {
 
@@ -263,6 +267,52 @@ TEST_CASE("q = 1 (scalar output, the FedRep model) recovers the shared A") {
   check_recovered(s, *pb.truth, 1e-8);
 }
 
+TEST_CASE_TEMPLATE("q < r: the personal-head truth (FedRep's model) is planted and recovered", Scalar, double, float) {
+  for (const auto& [q, r] : {std::pair<Index, Index>{1, 2}, std::pair<Index, Index>{2, 3}}) {
+    CAPTURE(q);
+    CAPTURE(r);
+    GeneratorOptions g;
+    g.tasks = 80;
+    g.p = 12;
+    g.q = q;
+    g.rank = r;
+    g.samples = {8};
+    g.test_samples = 0;
+    g.sigma = 0;
+    g.kappa = 3.0;
+    g.seed = colora_test::seed() + 21;
+    const auto pb = generate_regression<Scalar>(g);
+    const auto& t = *pb.truth;
+    // B* = [I_q 0]; S_i* = [H_i*; 0] with H_i*'s singular values 1 .. 1/kappa.
+    CHECK(t.B_shared == Matrix<Scalar>(Matrix<Scalar>::Identity(q, r)));
+    for (Index i = 0; i < g.tasks; ++i) {
+      const Matrix<Scalar>& S = t.S[size_t(i)];
+      CHECK(S.bottomRows(r - q).norm() == Scalar(0));
+      Eigen::JacobiSVD<Matrix<double>> svd(S.topRows(q).template cast<double>());
+      CHECK(svd.singularValues()(0) == doctest::Approx(1.0).epsilon(Tol<Scalar>::tight));
+      CHECK(svd.singularValues()(q - 1) == doctest::Approx(q == 1 ? 1.0 : 1.0 / 3.0).epsilon(Tol<Scalar>::tight));
+    }
+    SolverOptions o;
+    o.rank = r;
+    o.max_iterations = 200;
+    Solver<Scalar> s(o);
+    s.compute(pb);
+    CHECK(s.info() == Status::Success);
+    CHECK(s.B() == Matrix<Scalar>(Matrix<Scalar>::Identity(q, r)));  // fixed gauge, no B-step
+    const RecoveryMetrics m = recovery_metrics(t, s.A(), s.B(), s.cores());
+    CHECK(m.dist_a < Tol<Scalar>::recovery);
+    CHECK(m.dist_b == 0.0);  // a wide B spans R^q
+    CHECK(m.max_rel_err < Tol<Scalar>::recovery);
+    // Only full cores reach every head.
+    o.core = CoreKind::Diagonal;
+    Solver<Scalar> d(o);
+    CHECK_THROWS_WITH_AS(d.compute(pb), doctest::Contains("output width q"), std::invalid_argument);
+  }
+  // The head's oracle floor replaces the core's in the expected test MSE.
+  CHECK(oracle_core_test_mse(0.1, 1, 2, 10) == doctest::Approx(0.01 + 0.01 * 2.0 / 7.0));
+  CHECK(oracle_core_test_mse(0.1, 4, 2, 10) == doctest::Approx(0.01 + 0.01 * 4.0 / 7.0 / 4.0));
+}
+
 TEST_CASE("tasks with n_i < r are handled (minimum-norm core or ridge) with a warning, not a crash") {
   GeneratorOptions g = small_problem(9, 0.05);
   g.samples.assign(30, 30);
@@ -361,8 +411,8 @@ TEST_CASE("bad input is a std::invalid_argument naming the task and the field") 
   bad.rank = 0;
   CHECK_THROWS_WITH_AS(Solver<double>(bad).compute(good), doctest::Contains("rank must be >= 1"),
                        std::invalid_argument);
-  bad.rank = 16;
-  CHECK_THROWS_WITH_AS(Solver<double>(bad).compute(good), doctest::Contains("exceeds min(p, q) = 15"),
+  bad.rank = 21;  // r > q = 15 is the personal-head regime; r > p = 20 is an error
+  CHECK_THROWS_WITH_AS(Solver<double>(bad).compute(good), doctest::Contains("exceeds the input width p = 20"),
                        std::invalid_argument);
   bad = o;
   bad.lambda = -1;

@@ -155,10 +155,17 @@ std::vector<typename Problem::Scalar> task_weights(const Problem& pb, TaskWeight
   return w;
 }
 
+/// r in [1, min(p, q)] for the methods whose factors need r <= q; with
+/// `wide_ok` (colora-form methods, heads) only r <= p is needed.
 template <class Problem>
-void check_rank(const Problem& pb, Index r, const char* where) {
+void check_rank(const Problem& pb, Index r, const char* where, bool wide_ok = false) {
+  if (wide_ok) {
+    require(r >= 1 && r <= pb.input_dim(), where, "rank r = ", r, " must be in [1, p = ", pb.input_dim(), "]");
+    return;
+  }
   const Index m = std::min(pb.input_dim(), pb.output_dim());
-  require(r >= 1 && r <= m, where, "rank r = ", r, " must be in [1, min(p, q) = ", m, "]");
+  require(r >= 1 && r <= m, where, "rank r = ", r, " must be in [1, min(p, q) = ", m,
+          "] (r > q is supported by colora, fedrep, fedrep-gd, mom, oracle, local and global only)");
 }
 
 /// Targets of (M2): y_i - M_i vec(W_0).

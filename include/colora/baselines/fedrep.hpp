@@ -17,7 +17,9 @@
 // for the participants. With participation < 1 non-participants keep their
 // (re-gauged) heads; after the last round every task fits its head to the
 // final A (FedRep's personalisation step) and the last history record is
-// recomputed for that state.
+// recomputed for that state. The relative-objective stop applies only with
+// full participation (a partial round may leave the objective unchanged
+// without convergence); with participation < 1 the run uses max_iterations.
 //
 // Participants of round t: ceil(participation k) tasks drawn without
 // replacement by a partial Fisher-Yates shuffle from
@@ -354,7 +356,11 @@ BaselineResult<typename Problem::Scalar> fit_fedrep(const Problem& pb, const Bas
       break;
     }
     const double f = rec.objective;
-    if (std::abs(f_prev - f) <= o.tolerance * std::abs(f_prev) || f <= f_scale * floor_eps * floor_eps) {
+    // With partial participation a round can leave the objective unchanged
+    // (e.g. the same single task drawn twice) without convergence: only
+    // max_iterations or the callback stop then.
+    if (!partial &&
+        (std::abs(f_prev - f) <= o.tolerance * std::abs(f_prev) || f <= f_scale * floor_eps * floor_eps)) {
       res.status = Status::Success;
       res.stop_reason = StopReason::ToleranceReached;
       break;

@@ -64,7 +64,7 @@ BaselineResult<typename Problem::Scalar> fit_mom(const Problem& pb, const Baseli
   const char* where = "colora::fit_mom";
   pb.validate(where);
   o.validate();
-  detail::check_rank(pb, o.rank, where);
+  detail::check_rank(pb, o.rank, where, /*wide_ok=*/true);
   const auto t0 = std::chrono::steady_clock::now();
   SolverOptions so = o;
   so.init = InitKind::Spectral;

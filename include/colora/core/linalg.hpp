@@ -6,6 +6,7 @@
 #include <Eigen/QR>
 #include <cmath>
 
+#include "colora/core/errors.hpp"
 #include "colora/core/random.hpp"
 
 namespace colora {
@@ -22,6 +23,7 @@ template <class Derived>
 ThinQR<typename Derived::Scalar> thin_qr(const Eigen::MatrixBase<Derived>& M) {
   using Scalar = typename Derived::Scalar;
   const Index m = M.rows(), n = M.cols();
+  detail::require(m >= n, "colora::thin_qr", "needs rows >= cols, got ", m, " x ", n);
   Eigen::HouseholderQR<Matrix<Scalar>> qr(M);
   ThinQR<Scalar> out;
   out.Q = qr.householderQ() * Matrix<Scalar>::Identity(m, n);
@@ -33,6 +35,16 @@ ThinQR<typename Derived::Scalar> thin_qr(const Eigen::MatrixBase<Derived>& M) {
     }
   }
   return out;
+}
+
+/// An orthonormal basis of the column space of M, assuming full rank: the thin
+/// QR factor when M is tall or square, the identity of R^{rows} when M is wide
+/// (a wide full-row-rank matrix spans everything; used for B when q < r).
+template <class Derived>
+Matrix<typename Derived::Scalar> column_basis(const Eigen::MatrixBase<Derived>& M) {
+  using Scalar = typename Derived::Scalar;
+  if (M.cols() <= M.rows()) return thin_qr(M).Q;
+  return Matrix<Scalar>::Identity(M.rows(), M.rows());
 }
 
 /// A rows x cols matrix with orthonormal columns (rows >= cols), drawn

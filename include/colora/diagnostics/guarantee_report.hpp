@@ -166,14 +166,18 @@ struct GuaranteeReport {
 
 namespace detail {
 
-inline Index report_oracle_dim(Index r, CoreKind core) { return core == CoreKind::Diagonal ? r : r * r; }
+/// Personal parameters per task: r^2 (full core), r (diagonal), q r (q < r: a head).
+inline Index report_oracle_dim(Index q, Index r, CoreKind core) {
+  return q < r ? q * r : core == CoreKind::Diagonal ? r : r * r;
+}
 
 /// Mean over tasks of the oracle core floor (NaN when it does not apply).
 template <class Problem>
 double report_oracle_floor(const Problem& pb, MeasurementModel model, double sigma, Index r, CoreKind core,
                            bool identity_inputs) {
   if (!identity_inputs) return std::numeric_limits<double>::quiet_NaN();
-  const Index d = report_oracle_dim(r, core);
+  const Index q = pb.output_dim();
+  const Index d = report_oracle_dim(q, r, core);
   double sum = 0.0;
   for (Index i = 0; i < pb.num_tasks(); ++i) {
     const Index n = pb.samples(i);
@@ -182,7 +186,7 @@ double report_oracle_floor(const Problem& pb, MeasurementModel model, double sig
       // (X_i a_j*) s_j + noise, r independent 1-d fits: sigma^2 r / (n - 2).
       if (core == CoreKind::Full) {
         if (n <= r + 1) return std::numeric_limits<double>::quiet_NaN();
-        sum += oracle_core_floor(sigma, long(r), long(n));
+        sum += q < r ? oracle_head_floor(sigma, long(q), long(r), long(n)) : oracle_core_floor(sigma, long(r), long(n));
       } else {
         if (n <= 2) return std::numeric_limits<double>::quiet_NaN();
         sum += sigma * sigma * double(r) / double(n - 2);
@@ -209,8 +213,8 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
   opt.validate(where);
   pb.validate(where);
   detail::require(pb.truth.has_value(), where, "the problem carries no ground truth");
-  detail::require(rank >= 1 && rank <= std::min(pb.input_dim(), pb.output_dim()), where, "rank must be in [1, ",
-                  std::min(pb.input_dim(), pb.output_dim()), "], got ", rank);
+  detail::require(rank >= 1 && rank <= pb.input_dim(), where, "rank must be in [1, p = ", pb.input_dim(), "], got ",
+                  rank);
   constexpr bool is_regression = std::is_same<Problem, RegressionProblem<Scalar>>::value;
   const MeasurementModel model = is_regression ? MeasurementModel::Regression : MeasurementModel::Sensing;
   const auto& truth = *pb.truth;

@@ -36,8 +36,10 @@ inline double oracle_free_floor(double sigma, long q, long p, long n) {
 /// Expected held-out MSE per output entry of the core oracle (M1, Sigma = I,
 /// exact CoLoRA model): sigma^2 + E||S_hat - S*||_F^2 / q, since
 /// E_x ||B (S_hat - S*) A x||^2 = ||S_hat - S*||_F^2 for orthonormal A, B.
+/// With q < r the personal part is a q x r head (B = [I_q 0]): the head floor.
 inline double oracle_core_test_mse(double sigma, long q, long r, long n) {
-  return sigma * sigma + oracle_core_floor(sigma, r, n) / double(q);
+  const double floor = q < r ? oracle_head_floor(sigma, q, r, n) : oracle_core_floor(sigma, r, n);
+  return sigma * sigma + floor / double(q);
 }
 
 }  // namespace colora

@@ -21,8 +21,8 @@ template <class DerivedU, class DerivedV>
 Vector<double> principal_angles(const Eigen::MatrixBase<DerivedU>& U, const Eigen::MatrixBase<DerivedV>& V) {
   detail::require(U.rows() == V.rows(), "colora::principal_angles", "U has ", U.rows(), " rows but V has ",
                   V.rows());
-  const Matrix<double> Qu = thin_qr(U.template cast<double>().eval()).Q;
-  const Matrix<double> Qv = thin_qr(V.template cast<double>().eval()).Q;
+  const Matrix<double> Qu = column_basis(U.template cast<double>().eval());
+  const Matrix<double> Qv = column_basis(V.template cast<double>().eval());
   Eigen::JacobiSVD<Matrix<double>> svd(Qu.transpose() * Qv);
   Vector<double> sv = svd.singularValues();  // descending cosines
   Vector<double> angles(sv.size());
@@ -37,14 +37,16 @@ struct SubspaceDistance {
 };
 
 /// Distance between the column spaces of U (estimate) and U_star (truth).
+/// Wide inputs (more columns than rows, e.g. B with q < r) span the whole
+/// space, so their distance is 0 (docs/solver.md, "q < r").
 /// When U_star has more columns than U, the missing directions count fully:
 /// dist = ||(I - P_U) Q_star||, computed directly.
 template <class DerivedU, class DerivedV>
 SubspaceDistance subspace_distance(const Eigen::MatrixBase<DerivedU>& U, const Eigen::MatrixBase<DerivedV>& U_star) {
   detail::require(U.rows() == U_star.rows(), "colora::subspace_distance", "estimate has ", U.rows(),
                   " rows but truth has ", U_star.rows());
-  const Matrix<double> Q = thin_qr(U.template cast<double>().eval()).Q;
-  const Matrix<double> Qs = thin_qr(U_star.template cast<double>().eval()).Q;
+  const Matrix<double> Q = column_basis(U.template cast<double>().eval());
+  const Matrix<double> Qs = column_basis(U_star.template cast<double>().eval());
   const Matrix<double> resid = Qs - Q * (Q.transpose() * Qs);
   SubspaceDistance d;
   d.frobenius = resid.norm();

@@ -3,7 +3,9 @@
 //
 //   diversity nu = lambda_min / lambda_mean of (1/k) sum_i S_i* S_i*^T
 //                  (1 = the cores excite every direction of R^r equally,
-//                   0 = they span fewer than r directions);
+//                   0 = they span fewer than r directions); with q < r
+//                  (personal heads S_i* = [H_i*; 0]) of (1/k) sum_i S_i*^T S_i*,
+//                  FedRep's head diversity [choice];
 //   similarity   = principal angles between span B_i* and span B* (columns)
 //                  and between the row spaces of A_i* and A*;
 //   dof          = (p + q) r + k r^2 (full cores) or (p + q) r + k r
@@ -51,6 +53,7 @@ struct TaskStructure {
 /// (p + q) r + k r (diagonal cores). The gauge (r^2 + r^2 per invertible G,
 /// H) is not subtracted: this is the parameter count the spec quotes.
 inline Index colora_degrees_of_freedom(Index p, Index q, Index r, Index k, CoreKind core = CoreKind::Full) {
+  if (q < r) return p * r + k * q * r;  // B = [I_q 0] fixed, a q x r head per task
   return (p + q) * r + k * (core == CoreKind::Diagonal ? r : r * r);
 }
 
@@ -91,7 +94,10 @@ TaskStructure task_structure(const GroundTruth<Scalar>& truth, Index total_sampl
   Matrix<double> G = Matrix<double>::Zero(r, r);
   for (Index i = 0; i < k; ++i) {
     const Matrix<double> S = truth.S[size_t(i)].template cast<double>();
-    G.noalias() += S * S.transpose();
+    if (q < r)
+      G.noalias() += S.transpose() * S;  // personal heads (q < r): FedRep's sum_i H_i^T H_i
+    else
+      G.noalias() += S * S.transpose();
   }
   G /= double(k);
   Eigen::SelfAdjointEigenSolver<Matrix<double>> es(G, Eigen::EigenvaluesOnly);

@@ -10,6 +10,11 @@
 //               q x r basis orthogonal to B*: every principal angle between
 //               B_i* and B* equals theta_B (needs q >= 2r when theta_B > 0)
 //   A_i*        likewise with theta_A on the row space (needs p >= 2r)
+//   q < r       personal-head truth (FedRep's model; e.g. scalar outputs q = 1
+//               with r = 2) [choice]: B* = B_i* = [I_q 0] (q x r, orthonormal
+//               rows) and S_i* = [H_i*; 0] with the q x r head H_i* = the top
+//               q rows of s_bar + tau G_i, its q singular values replaced by
+//               the geometric spread 1 .. 1/kappa. Then W_i* - W_0 = H_i* A_i*.
 //   X_i rows    iid N(0, Sigma), Sigma = diag(c_j^2), c_j = cond^{-j/(2(p-1))},
 //               so Sigma has condition number `input_condition` [choice: diagonal]
 //   W_0         zero, or iid N(0, 1/p) entries when random_base
@@ -60,8 +65,8 @@ struct GeneratorOptions {
     detail::require(tasks > 0, w, "tasks must be positive, got ", tasks);
     detail::require(p > 0, w, "p must be positive, got ", p);
     detail::require(q > 0, w, "q must be positive, got ", q);
-    detail::require(rank > 0 && rank <= std::min(p, q), w, "rank must be in [1, min(p, q) = ", std::min(p, q),
-                    "], got ", rank);
+    // q < r is allowed: the personal-head truth W_i* = W_0 + H_i* A_i* (see above).
+    detail::require(rank > 0 && rank <= p, w, "rank must be in [1, p = ", p, "], got ", rank);
     detail::require(samples.size() == 1 || Index(samples.size()) == tasks, w,
                     "samples must have 1 or tasks = ", tasks, " entries, got ", samples.size());
     for (size_t i = 0; i < samples.size(); ++i)
@@ -97,14 +102,20 @@ Matrix<Scalar> rotate_subspace(const Matrix<Scalar>& U, double theta, Rng rng) {
 }
 
 /// s_bar + tau G with its singular values replaced by the geometric spread.
+/// With rows < r (personal-head truth, q < r) only the top `rows` rows are
+/// kept (rows singular values) and the rest of the r x r core is zero.
 template <class Scalar>
-Matrix<Scalar> planted_core(const Matrix<Scalar>& s_bar, double tau, double kappa, Rng rng) {
+Matrix<Scalar> planted_core(const Matrix<Scalar>& s_bar, double tau, double kappa, Rng rng, Index rows = -1) {
   const Index r = s_bar.rows();
-  Matrix<double> S = s_bar.template cast<double>() + tau * rng.normal_matrix<double>(r, r);
-  Eigen::JacobiSVD<Matrix<double>> svd(S, Eigen::ComputeFullU | Eigen::ComputeFullV);
-  Vector<double> sv(r);
-  for (Index j = 0; j < r; ++j) sv(j) = r == 1 ? 1.0 : std::pow(kappa, -double(j) / double(r - 1));
-  return (svd.matrixU() * sv.asDiagonal() * svd.matrixV().transpose()).template cast<Scalar>();
+  const Index h = rows < 0 ? r : std::min(rows, r);
+  const Matrix<double> full = s_bar.template cast<double>() + tau * rng.normal_matrix<double>(r, r);
+  const Matrix<double> S = full.topRows(h);
+  Eigen::JacobiSVD<Matrix<double>> svd(S, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  Vector<double> sv(h);
+  for (Index j = 0; j < h; ++j) sv(j) = h == 1 ? 1.0 : std::pow(kappa, -double(j) / double(h - 1));
+  Matrix<Scalar> out = Matrix<Scalar>::Zero(r, r);
+  out.topRows(h) = (svd.matrixU() * sv.asDiagonal() * svd.matrixV().transpose()).template cast<Scalar>();
+  return out;
 }
 
 template <class Scalar>
@@ -112,7 +123,9 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
   const Rng root(o.seed, 0);
   Rng shared = root.substream(0);
   truth.A_shared = haar_orthonormal<Scalar>(shared, o.p, o.rank).transpose();
-  truth.B_shared = haar_orthonormal<Scalar>(shared, o.q, o.rank);
+  const bool head = o.q < o.rank;  // personal-head truth: B* = [I_q 0]
+  truth.B_shared = head ? Matrix<Scalar>(Matrix<Scalar>::Identity(o.q, o.rank))
+                        : haar_orthonormal<Scalar>(shared, o.q, o.rank);
   const Matrix<Scalar> s_bar = shared.normal_matrix<Scalar>(o.rank, o.rank);
   W0 = o.random_base ? shared.normal_matrix<Scalar>(o.q, o.p, 1.0 / std::sqrt(double(o.p)))
                      : Matrix<Scalar>();
@@ -129,7 +142,7 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
   const Matrix<Scalar> At = truth.A_shared.transpose();
   parallel_for_tasks(o.tasks, o.num_threads, [&](Index i) {
     const Rng t = root.substream(1 + std::uint64_t(i));
-    truth.S[size_t(i)] = planted_core<Scalar>(s_bar, o.tau, o.kappa, t.substream(0));
+    truth.S[size_t(i)] = planted_core<Scalar>(s_bar, o.tau, o.kappa, t.substream(0), std::min(o.q, o.rank));
     truth.B[size_t(i)] = rotate_subspace<Scalar>(truth.B_shared, o.theta_b, t.substream(1));
     truth.A[size_t(i)] = rotate_subspace<Scalar>(At, o.theta_a, t.substream(2)).transpose();
   });

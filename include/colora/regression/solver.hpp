@@ -15,6 +15,12 @@
 // G = A^T, A <- Q^T, S_i <- S_i R^T) -> S-step. With a diagonal core the
 // gauge is fixed by unit-norm columns of B and rows of A instead, which keeps
 // S_i diagonal [choice].
+//
+// q < r (e.g. scalar outputs, FedRep's setting): B S_i then ranges over every
+// q x r matrix, so CoLoRA is exactly the personal-head model W_i = H_i A. The
+// solver fixes B = [I_q 0] (orthonormal rows), skips the B-step and lets the
+// S-step's minimum-norm solution S_i = [H_i; 0] carry the head [choice]; the
+// A-step is unchanged. Full cores only.
 #pragma once
 
 #include <algorithm>
@@ -65,7 +71,7 @@ struct IterationRecord {
 };
 
 struct SolverOptions {
-  Index rank = 0;                            ///< r (required, 1 <= r <= min(p, q))
+  Index rank = 0;                            ///< r (required, 1 <= r <= p; r > q: see the header)
   InitKind init = InitKind::Spectral;
   AStepSolver a_step = AStepSolver::Cg;
   CoreKind core = CoreKind::Full;
@@ -317,7 +323,11 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
   options_.validate();
   const char* where = "colora::Solver::compute";
   const Index k = model.tasks(), p = model.input_dim(), q = model.output_dim(), r = options_.rank;
-  detail::require(r <= std::min(p, q), where, "rank r = ", r, " exceeds min(p, q) = ", std::min(p, q));
+  detail::require(r <= p, where, "rank r = ", r, " exceeds the input width p = ", p);
+  // q < r: B S_i is a free q x r head; B is fixed to [I_q 0] (see the header).
+  const bool wide = q < r;
+  detail::require(!wide || options_.core == CoreKind::Full, where, "rank r = ", r, " exceeds the output width q = ",
+                  q, ": only full cores are supported then (a diagonal core would not reach every head)");
 
   const auto t0 = std::chrono::steady_clock::now();
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -348,11 +358,11 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
       acc.noalias() += M.transpose() * M;
     });
     A_ = top_eigenvectors<Scalar>(AA, r).transpose();
-    B_ = top_eigenvectors<Scalar>(BB, r);
+    B_ = wide ? Mat(Mat::Identity(q, r)) : top_eigenvectors<Scalar>(BB, r);
   } else {
     Rng rng(options_.seed, 0x5EED1A17ULL);
     A_ = haar_orthonormal<Scalar>(rng, p, r).transpose();
-    B_ = haar_orthonormal<Scalar>(rng, q, r);
+    B_ = wide ? Mat(Mat::Identity(q, r)) : haar_orthonormal<Scalar>(rng, q, r);
   }
   S_.assign(size_t(k), Mat::Zero(r, r));
   bool ok = s_step(model, w) && A_.allFinite() && B_.allFinite();
@@ -390,25 +400,27 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
       stop_reason_ = why;
     };
 
-    // --- B-step ---
-    const detail::BNormal<Scalar> ne = detail::ordered_sum(
-        k, options_.num_threads, model.b_zero(r),
-        [&](Index i, detail::BNormal<Scalar>& acc) { acc += model.b_normal(i, A_, S_[size_t(i)], w[size_t(i)]); });
-    Mat Bn;
-    if (!model.b_from_normal(ne, Bn) || !Bn.allFinite()) {
-      fail(StopReason::SingularSystem);
-      break;
-    }
-    if (full) {
-      const ThinQR<Scalar> qr = thin_qr(Bn);
-      B_ = qr.Q;
-      for (auto& S : S_) S = qr.R * S;
-    } else {
-      Vector<Scalar> nrm = Bn.colwise().norm().transpose();
-      for (Index j = 0; j < r; ++j)
-        if (!(nrm(j) > Scalar(0))) nrm(j) = Scalar(1);
-      B_ = Bn * nrm.cwiseInverse().asDiagonal();
-      for (auto& S : S_) S = nrm.asDiagonal() * S;
+    // --- B-step (skipped when q < r: B = [I_q 0] stays fixed) ---
+    if (!wide) {
+      const detail::BNormal<Scalar> ne = detail::ordered_sum(
+          k, options_.num_threads, model.b_zero(r),
+          [&](Index i, detail::BNormal<Scalar>& acc) { acc += model.b_normal(i, A_, S_[size_t(i)], w[size_t(i)]); });
+      Mat Bn;
+      if (!model.b_from_normal(ne, Bn) || !Bn.allFinite()) {
+        fail(StopReason::SingularSystem);
+        break;
+      }
+      if (full) {
+        const ThinQR<Scalar> qr = thin_qr(Bn);
+        B_ = qr.Q;
+        for (auto& S : S_) S = qr.R * S;
+      } else {
+        Vector<Scalar> nrm = Bn.colwise().norm().transpose();
+        for (Index j = 0; j < r; ++j)
+          if (!(nrm(j) > Scalar(0))) nrm(j) = Scalar(1);
+        B_ = Bn * nrm.cwiseInverse().asDiagonal();
+        for (auto& S : S_) S = nrm.asDiagonal() * S;
+      }
     }
 
     // --- A-step ---
