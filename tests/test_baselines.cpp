@@ -53,7 +53,7 @@ bool objective_non_increasing(const std::vector<colora::IterationRecord>& h) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("global recovers the common model when all cores are equal (tau = 0)", Scalar, double, float) {
+TEST_CASE_TEMPLATE("global recovers the common model when all cores are equal (tau = 0)", Scalar, COLORA_TEST_SCALARS) {
   auto g = small_options(6, 8, 6, 2, 10, colora_test::rng_for("global tau0").next_u64());
   g.tau = 0.0;
   const auto pb = colora::generate_regression<Scalar>(g);
@@ -74,7 +74,7 @@ TEST_CASE_TEMPLATE("global recovers the common model when all cores are equal (t
   CHECK(metrics_of(sp, rs).max_rel_err < Tol<Scalar>::recovery);
 }
 
-TEST_CASE_TEMPLATE("local recovers every task with n_i > p; minimum-norm below", Scalar, double, float) {
+TEST_CASE_TEMPLATE("local recovers every task with n_i > p; minimum-norm below", Scalar, COLORA_TEST_SCALARS) {
   const auto g = small_options(3, 6, 4, 2, 12, colora_test::rng_for("local").next_u64());
   const auto pb = colora::generate_regression<Scalar>(g);
   const auto res = colora::fit_local(pb, base_options(2, 1));
@@ -101,7 +101,7 @@ TEST_CASE_TEMPLATE("local recovers every task with n_i > p; minimum-norm below",
   }
 }
 
-TEST_CASE_TEMPLATE("global-lora recovers the common low-rank model (tau = 0)", Scalar, double, float) {
+TEST_CASE_TEMPLATE("global-lora recovers the common low-rank model (tau = 0)", Scalar, COLORA_TEST_SCALARS) {
   auto g = small_options(10, 12, 10, 2, 8, colora_test::rng_for("global-lora").next_u64());
   g.tau = 0.0;
   const auto pb = colora::generate_regression<Scalar>(g);
@@ -115,7 +115,7 @@ TEST_CASE_TEMPLATE("global-lora recovers the common low-rank model (tau = 0)", S
   CHECK(res.history.back().mean_rel_err < Tol<Scalar>::recovery);  // records are evaluated on the original tasks
 }
 
-TEST_CASE_TEMPLATE("local-lora recovers every task's rank-r model with enough samples", Scalar, double, float) {
+TEST_CASE_TEMPLATE("local-lora recovers every task's rank-r model with enough samples", Scalar, COLORA_TEST_SCALARS) {
   const auto g = small_options(3, 10, 8, 2, 30, colora_test::rng_for("local-lora").next_u64());
   const auto pb = colora::generate_regression<Scalar>(g);
   const auto res = colora::fit_local_lora(pb, base_options(2, 100));
@@ -127,8 +127,7 @@ TEST_CASE_TEMPLATE("local-lora recovers every task's rank-r model with enough sa
   CHECK(std::isnan(res.history.back().dist_a));
 }
 
-TEST_CASE_TEMPLATE("fedrep (AltMin) recovers the shared A when only B varies (theta_B > 0, theta_A = 0)", Scalar,
-                   double, float) {
+TEST_CASE_TEMPLATE("fedrep (AltMin) recovers the shared A when only B varies (theta_B > 0, theta_A = 0)", Scalar, COLORA_TEST_SCALARS) {
   auto g = small_options(30, 16, 8, 2, 12, colora_test::rng_for("fedrep altmin").next_u64());
   g.theta_b = 0.6;
   const auto pb = colora::generate_regression<Scalar>(g);
@@ -185,7 +184,7 @@ TEST_CASE("fedrep-gd (AltGD) converges linearly on q = 1 (FedRep's setting)") {
   CHECK_THROWS_WITH_AS(colora::fit_fedrep(pb, o), doctest::Contains("rank"), std::invalid_argument);
 }
 
-TEST_CASE_TEMPLATE("fedrep with partial participation still converges", Scalar, double, float) {
+TEST_CASE_TEMPLATE("fedrep with partial participation still converges", Scalar, COLORA_TEST_SCALARS) {
   auto g = small_options(30, 16, 8, 2, 12, colora_test::rng_for("fedrep participation").next_u64());
   g.theta_b = 0.6;
   const auto pb = colora::generate_regression<Scalar>(g);
@@ -198,8 +197,7 @@ TEST_CASE_TEMPLATE("fedrep with partial participation still converges", Scalar, 
   CHECK(m.max_rel_err < Tol<Scalar>::recovery);
 }
 
-TEST_CASE_TEMPLATE("q < r (FedRep's scalar outputs): colora and fedrep coincide and recover the planted heads", Scalar,
-                   double, float) {
+TEST_CASE_TEMPLATE("q < r (FedRep's scalar outputs): colora and fedrep coincide and recover the planted heads", Scalar, COLORA_TEST_SCALARS) {
   auto g = small_options(60, 12, 1, 2, 6, colora_test::rng_for("fedrep wide").next_u64());
   const auto pb = colora::generate_regression<Scalar>(g);
   auto o = base_options(2, 300);
@@ -264,7 +262,7 @@ TEST_CASE("fedrep with participation: 1 and 2 threads give bitwise identical res
   CHECK(std::count(c.begin(), c.end(), 1) == 4);
 }
 
-TEST_CASE_TEMPLATE("ffa recovers B on its own model (A frozen at its seeded random draw)", Scalar, double, float) {
+TEST_CASE_TEMPLATE("ffa recovers B on its own model (A frozen at its seeded random draw)", Scalar, COLORA_TEST_SCALARS) {
   const Index k = 5, p = 10, q = 7, r = 2, n = 6;
   const std::uint64_t seed = 99;
   colora::Rng rng = colora_test::rng_for("ffa");
@@ -314,7 +312,7 @@ TEST_CASE("mom: the one-shot spectral error decays as the total sample count gro
   CHECK(ml.mean_rel_err < 0.5 * ms.mean_rel_err);
 }
 
-TEST_CASE_TEMPLATE("gd-gd decreases the objective monotonically and gets close to the truth", Scalar, double, float) {
+TEST_CASE_TEMPLATE("gd-gd decreases the objective monotonically and gets close to the truth", Scalar, COLORA_TEST_SCALARS) {
   const auto g = small_options(20, 12, 10, 2, 20, colora_test::rng_for("gd-gd").next_u64());
   const auto pb = colora::generate_regression<Scalar>(g);
   const auto res = colora::fit_gd_gd(pb, base_options(2, 400));

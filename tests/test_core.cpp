@@ -77,7 +77,7 @@ TEST_CASE("Rng uniform and normal have the right moments") {
   }
 }
 
-TEST_CASE_TEMPLATE("thin_qr and haar_orthonormal give orthonormal factors", Scalar, float, double) {
+TEST_CASE_TEMPLATE("thin_qr and haar_orthonormal give orthonormal factors", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("thin_qr");
   const Matrix<Scalar> M = rng.normal_matrix<Scalar>(9, 4);
   const auto qr = colora::thin_qr(M);
@@ -95,7 +95,7 @@ TEST_CASE_TEMPLATE("thin_qr and haar_orthonormal give orthonormal factors", Scal
   CHECK(colora::column_basis(Matrix<Scalar>(rng.normal_matrix<Scalar>(2, 5))) == Matrix<Scalar>::Identity(2, 2));
 }
 
-TEST_CASE_TEMPLATE("solve_spd agrees with a dense solve and survives a singular system", Scalar, float, double) {
+TEST_CASE_TEMPLATE("solve_spd agrees with a dense solve and survives a singular system", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("solve_spd");
   const Matrix<Scalar> F = rng.normal_matrix<Scalar>(10, 5);
   const Matrix<Scalar> G = F.transpose() * F;

@@ -128,7 +128,7 @@ Matrix<Scalar> random_matrix(colora::Rng& rng, Index r, Index c) {
 // ---------------------------------------------------------------------------
 // .npy round trips
 
-TEST_CASE_TEMPLATE("npy round trip is bitwise exact for every order and shape", Scalar, float, double) {
+TEST_CASE_TEMPLATE("npy round trip is bitwise exact for every order and shape", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("npy round trip");
   ScratchDir dir("roundtrip");
   const std::pair<Index, Index> shapes[] = {{3, 4}, {0, 3}, {3, 0}, {1, 1}, {5, 1}, {1, 6}, {17, 9}};
@@ -167,7 +167,7 @@ TEST_CASE_TEMPLATE("npy round trip is bitwise exact for every order and shape", 
   CHECK(entries == 0);
 }
 
-TEST_CASE_TEMPLATE("npy vectors are written 1-D and read back as a column", Scalar, float, double) {
+TEST_CASE_TEMPLATE("npy vectors are written 1-D and read back as a column", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("npy vectors");
   ScratchDir dir("vectors");
   for (Index n : {Index(0), Index(1), Index(7)}) {
@@ -478,7 +478,7 @@ void check_same_problem(const colora::RegressionProblem<Scalar>& a, const colora
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("task directory round trip", Scalar, float, double) {
+TEST_CASE_TEMPLATE("task directory round trip", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("task directory round trip");
   ScratchDir dir("taskdir");
   for (bool with_w0 : {false, true}) {
@@ -629,7 +629,7 @@ TEST_CASE("task directory errors name the file") {
   CHECK_ERROR(std::invalid_argument, io::save_regression_directory(d, broken), "task 1");
 }
 
-TEST_CASE_TEMPLATE("save_matrices writes named matrices atomically", Scalar, float, double) {
+TEST_CASE_TEMPLATE("save_matrices writes named matrices atomically", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("save_matrices");
   ScratchDir dir("matrices");
   const Matrix<Scalar> A = rng.normal_matrix<Scalar>(2, 5), B = rng.normal_matrix<Scalar>(4, 2);

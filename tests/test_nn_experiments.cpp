@@ -180,8 +180,7 @@ TEST_CASE("permutation: a deterministic permutation of 0..n-1") {
   CHECK(moved);
 }
 
-TEST_CASE_TEMPLATE("adapter_distances: zero for the planted subspaces, one for orthogonal ones, NaN where undefined", S,
-                   float, double) {
+TEST_CASE_TEMPLATE("adapter_distances: zero for the planted subspaces, one for orthogonal ones, NaN where undefined", S, COLORA_TEST_SCALARS) {
   namespace nn = colora::nn;
   using colora::AdapterKind;
   colora::Rng rng = colora_test::rng_for("adapter_distances");

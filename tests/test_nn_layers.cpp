@@ -224,7 +224,7 @@ TEST_CASE("gradient check: whole MLP and transformer models") {
   }
 }
 
-TEST_CASE_TEMPLATE("attention equals a naive per-token reference loop", S, float, double) {
+TEST_CASE_TEMPLATE("attention equals a naive per-token reference loop", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("attention naive");
   for (bool causal : {false, true}) {
     const Index H = 2, dh = 3, d = H * dh, T = 4, B = 2;
@@ -268,7 +268,7 @@ TEST_CASE_TEMPLATE("attention equals a naive per-token reference loop", S, float
   }
 }
 
-TEST_CASE_TEMPLATE("LayerNorm and softmax are stable at magnitude 1e4", S, float, double) {
+TEST_CASE_TEMPLATE("LayerNorm and softmax are stable at magnitude 1e4", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("stability 1e4");
   const double tol = std::is_same<S, double>::value ? 1e-9 : 2e-3;
   nn::LayerNorm<S> ln("ln", 16);
@@ -303,7 +303,7 @@ TEST_CASE_TEMPLATE("LayerNorm and softmax are stable at magnitude 1e4", S, float
   CHECK(double(G(0, 1)) == doctest::Approx(-1.0));
 }
 
-TEST_CASE_TEMPLATE("a zero adapter update leaves the base output unchanged bit for bit", S, float, double) {
+TEST_CASE_TEMPLATE("a zero adapter update leaves the base output unchanged bit for bit", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("zero update");
   const Index p = 9, q = 7, n = 6;
   nn::Linear<S> base("lin", p, q, 2, nn::AdapterSpec{}, rng.substream(1));
@@ -326,7 +326,7 @@ TEST_CASE_TEMPLATE("a zero adapter update leaves the base output unchanged bit f
   }
 }
 
-TEST_CASE_TEMPLATE("colora with S_i = I equals lora with the same B and A", S, float, double) {
+TEST_CASE_TEMPLATE("colora with S_i = I equals lora with the same B and A", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("colora identity core");
   const Index p = 8, q = 5, r = 3, n = 4;
   nn::Linear<S> co("lin", p, q, 2, spec_for(AdapterKind::Colora, r), rng.substream(1));

@@ -73,7 +73,7 @@ std::string temp_path(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("training decreases the loss on a planted teacher (every adapter kind)", S, float, double) {
+TEST_CASE_TEMPLATE("training decreases the loss on a planted teacher (every adapter kind)", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("planted training");
   for (AdapterKind kind : {AdapterKind::Lora, AdapterKind::Colora, AdapterKind::GlobalLora, AdapterKind::Ffa,
                            AdapterKind::Fedsa}) {
@@ -166,7 +166,7 @@ TEST_CASE("one and two threads give bitwise identical parameters after 20 steps"
   CHECK(bitwise_equal(out[0], out[1]));
 }
 
-TEST_CASE_TEMPLATE("save, resume and continue equals training straight through", S, float, double) {
+TEST_CASE_TEMPLATE("save, resume and continue equals training straight through", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("resume bitwise");
   for (nn::OptimizerKind ok : {nn::OptimizerKind::AdamW, nn::OptimizerKind::Sgd}) {
     const nn::MlpSpec spec = small_mlp(AdapterKind::Colora);

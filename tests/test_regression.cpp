@@ -86,8 +86,7 @@ TEST_CASE("generator: reproducible from the seed, for any thread count, with the
   CHECK(generate_regression<double>(g).tasks[0].X != c.tasks[0].X);
 }
 
-TEST_CASE_TEMPLATE("noiseless (M1): every A-step solver and both initializations recover the truth", Scalar, double,
-                   float) {
+TEST_CASE_TEMPLATE("noiseless (M1): every A-step solver and both initializations recover the truth", Scalar, COLORA_TEST_SCALARS) {
   const auto pb = generate_regression<Scalar>(small_problem(2));
   for (AStepSolver a : {AStepSolver::Exact, AStepSolver::Cg, AStepSolver::Gd}) {
     for (InitKind init : {InitKind::Spectral, InitKind::Random}) {
@@ -107,7 +106,7 @@ TEST_CASE_TEMPLATE("noiseless (M1): every A-step solver and both initializations
 }
 
 TEST_CASE_TEMPLATE("noiseless (M2 matrix sensing): every A-step solver and both initializations recover the truth",
-                   Scalar, double, float) {
+                   Scalar, COLORA_TEST_SCALARS) {
   GeneratorOptions g = small_problem(3);
   g.tasks = 20;
   g.p = 10;
@@ -222,7 +221,7 @@ TEST_CASE("the objective never increases for the exact variants with lambda = 0"
   }
 }
 
-TEST_CASE_TEMPLATE("results are bitwise identical with 1 and 2 threads", Scalar, double, float) {
+TEST_CASE_TEMPLATE("results are bitwise identical with 1 and 2 threads", Scalar, COLORA_TEST_SCALARS) {
   GeneratorOptions g = small_problem(7, 0.1);
   g.samples = {25, 30, 35};
   g.tasks = 3;
@@ -267,7 +266,7 @@ TEST_CASE("q = 1 (scalar output, the FedRep model) recovers the shared A") {
   check_recovered(s, *pb.truth, 1e-8);
 }
 
-TEST_CASE_TEMPLATE("q < r: the personal-head truth (FedRep's model) is planted and recovered", Scalar, double, float) {
+TEST_CASE_TEMPLATE("q < r: the personal-head truth (FedRep's model) is planted and recovered", Scalar, COLORA_TEST_SCALARS) {
   for (const auto& [q, r] : {std::pair<Index, Index>{1, 2}, std::pair<Index, Index>{2, 3}}) {
     CAPTURE(q);
     CAPTURE(r);

@@ -26,6 +26,15 @@ inline colora::Rng rng_for(const std::string& test_name) {
   return colora::Rng(seed(), h);
 }
 
+/// The scalar types of every TEST_CASE_TEMPLATE: double and float, or double
+/// only when the build sets COLORA_TEST_DOUBLE_ONLY (the sanitized CI run;
+/// CMake option COLORA_TEST_FLOAT=OFF).
+#ifdef COLORA_TEST_DOUBLE_ONLY
+#define COLORA_TEST_SCALARS double
+#else
+#define COLORA_TEST_SCALARS double, float
+#endif
+
 /// Tolerances per scalar type (ensmallen's Tolerances, Eigen's test_precision).
 template <class Scalar>
 struct Tol;

@@ -134,7 +134,7 @@ bool same_result(const colora::GripResult<Scalar>& a, const colora::GripResult<S
 // ---------------------------------------------------------------------------
 // GRIP, (M1)
 
-TEST_CASE_TEMPLATE("GRIP (M1): delta_hat is 0 for designs with X_i^T X_i = n_i I", Scalar, float, double) {
+TEST_CASE_TEMPLATE("GRIP (M1): delta_hat is 0 for designs with X_i^T X_i = n_i I", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("grip m1 isometric");
   const auto pb = isometric_regression<Scalar>(rng, {12, 16, 9, 20}, 8, 6);
   colora::GripOptions opt;
@@ -152,7 +152,7 @@ TEST_CASE_TEMPLATE("GRIP (M1): delta_hat is 0 for designs with X_i^T X_i = n_i I
   CHECK(ex.delta <= tol);
 }
 
-TEST_CASE_TEMPLATE("GRIP (M1): a scaled column makes delta grow to the exact value", Scalar, float, double) {
+TEST_CASE_TEMPLATE("GRIP (M1): a scaled column makes delta grow to the exact value", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("grip m1 scaled column");
   auto pb = isometric_regression<Scalar>(rng, {12, 16, 9, 20}, 8, 6);
   colora::GripOptions opt;
@@ -177,8 +177,7 @@ TEST_CASE_TEMPLATE("GRIP (M1): a scaled column makes delta grow to the exact val
   CHECK(ex.argmin_task == 3);
 }
 
-TEST_CASE_TEMPLATE("GRIP (M1): reported extremes are attained by their directions and beat random ones", Scalar,
-                   float, double) {
+TEST_CASE_TEMPLATE("GRIP (M1): reported extremes are attained by their directions and beat random ones", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("grip m1 certified");
   for (Index n : {Index(30), Index(7)}) {  // n_i > p and n_i < p
     CAPTURE(n);
@@ -256,8 +255,7 @@ TEST_CASE("GRIP: bad options and shapes name the field") {
 // ---------------------------------------------------------------------------
 // GRIP, (M2)
 
-TEST_CASE_TEMPLATE("GRIP (M2): certified, above random directions, shrinking with m, below the prediction", Scalar,
-                   float, double) {
+TEST_CASE_TEMPLATE("GRIP (M2): certified, above random directions, shrinking with m, below the prediction", Scalar, COLORA_TEST_SCALARS) {
   const Index k = 3, p = 5, q = 4, r = 1;
   colora::GripOptions opt;
   opt.rank = r;
@@ -470,8 +468,7 @@ colora::GroundTruth<Scalar> planted_truth(colora::Rng& rng, Index k, Index p, In
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("task_structure: diversity 1 for balanced cores, 0 for rank-1 cores, exact angles", Scalar, float,
-                   double) {
+TEST_CASE_TEMPLATE("task_structure: diversity 1 for balanced cores, 0 for rank-1 cores, exact angles", Scalar, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("task structure");
   const Index k = 4, p = 9, q = 7, r = 3;
   auto g = planted_truth<Scalar>(rng, k, p, q, r, 0.6, 0.3);
@@ -537,8 +534,7 @@ colora::SolverOptions report_solver(Index rank, int iterations) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, counts match the formula", Scalar, float,
-                   double) {
+TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, counts match the formula", Scalar, COLORA_TEST_SCALARS) {
   const auto g = report_problem(11);
   const auto pb = colora::generate_regression<Scalar>(g);
   colora::Solver<Scalar> s(report_solver(g.rank, 30));
