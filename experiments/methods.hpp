@@ -20,22 +20,27 @@
 #include <vector>
 
 #include "cli.hpp"
+#include "stats.hpp"
 
 namespace colora {
 namespace exp {
 
-/// The flags of the planted problem (spec section 3).
-inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOptions& defaults) {
+/// The flags of the planted problem (spec section 3). With `with_grid` false
+/// --tasks and --samples are left out (phase: they are the grid axes).
+inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOptions& defaults,
+                                             bool with_grid = true) {
   GeneratorOptions g = defaults;
-  g.tasks = args.integer("tasks", defaults.tasks, "number of tasks k", 1, 1000000);
+  if (with_grid) g.tasks = args.integer("tasks", defaults.tasks, "number of tasks k", 1, 1000000);
   g.p = args.integer("p", defaults.p, "input width p", 1, 100000);
   g.q = args.integer("q", defaults.q, "output width q", 1, 100000);
   g.rank = args.integer("rank", defaults.rank, "rank r", 1, 10000);
-  std::string def_samples;
-  for (auto n : defaults.samples) def_samples += (def_samples.empty() ? "" : ",") + std::to_string(n);
-  const auto samples = args.integers("samples", def_samples, "samples per task: one value, or one per task", 1,
-                                     100000000);
-  g.samples.assign(samples.begin(), samples.end());
+  if (with_grid) {
+    std::string def_samples;
+    for (auto n : defaults.samples) def_samples += (def_samples.empty() ? "" : ",") + std::to_string(n);
+    const auto samples = args.integers("samples", def_samples, "samples per task: one value, or one per task", 1,
+                                       100000000);
+    g.samples.assign(samples.begin(), samples.end());
+  }
   g.test_samples = args.integer("test-samples", defaults.test_samples, "held-out samples per task", 0, 100000000);
   g.sigma = args.real("sigma", defaults.sigma, "noise standard deviation", 0, 1e6);
   g.kappa = args.real("kappa", defaults.kappa, "condition number of each core S_i*", 1, 1e12);
@@ -163,6 +168,56 @@ MethodOutcome run_method(const std::string& method, const SensingProblem<double>
 template <class Problem>
 MethodOutcome run_method(const std::string& method, const Problem& pb, const SolverOptions& options) {
   return run_method(method, pb, BaselineOptions(options));
+}
+
+/// Runs every method of `methods` on `runs` planted problems (run j uses
+/// problem_of(j)), the runs in parallel over `threads` (dynamic schedule,
+/// everything inside single-threaded, so results do not depend on the thread
+/// count), and calls record(run, method_index, outcome) for every method run
+/// that returned. A method that throws on some run is reported on stderr
+/// ("<command>: warning: <method> failed in F of R runs (<consequence>): <first
+/// message>") and not recorded for that run.
+template <class ProblemOf, class Record>
+void run_trials(const char* command, long runs, int threads, const std::vector<std::string>& methods,
+                const BaselineOptions& options, const char* consequence, ProblemOf problem_of, Record record) {
+  const long nm = long(methods.size());
+  std::vector<std::string> errors(size_t(runs * nm));
+  Progress progress(command, runs);
+  const int nt = detail::resolve_threads(threads, runs);
+  (void)nt;
+  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
+  for (long run = 0; run < runs; ++run) {
+    GeneratorOptions gi = problem_of(run);
+    gi.num_threads = 1;
+    BaselineOptions oi = options;
+    oi.num_threads = 1;
+    oi.seed = gi.seed;
+    try {
+      const auto pb = generate_regression<double>(gi);
+      for (long m = 0; m < nm; ++m) {
+        try {
+          record(run, m, run_method(methods[size_t(m)], pb, oi));
+        } catch (const std::exception& e) {
+          errors[size_t(run * nm + m)] = e.what();
+        }
+      }
+    } catch (const std::exception& e) {
+      for (long m = 0; m < nm; ++m) errors[size_t(run * nm + m)] = e.what();
+    }
+    progress.tick();
+  }
+  for (long m = 0; m < nm; ++m) {
+    long failed = 0;
+    std::string first;
+    for (long run = 0; run < runs; ++run)
+      if (!errors[size_t(run * nm + m)].empty()) {
+        if (!failed) first = errors[size_t(run * nm + m)];
+        ++failed;
+      }
+    if (failed)
+      std::fprintf(stderr, "%s: warning: %s failed in %ld of %ld runs (%s): %s\n", command, methods[size_t(m)].c_str(),
+                   failed, runs, consequence, first.c_str());
+  }
 }
 
 /// The guarantee report (docs/theory.md) of a finished colora run, for both

@@ -31,24 +31,6 @@ namespace cmd {
 
 namespace {
 
-/// The planted-problem flags of exp::read_generator_flags except --tasks and
-/// --samples, which are the grid axes here.
-GeneratorOptions read_phase_generator_flags(cli::Args& args, const GeneratorOptions& defaults) {
-  GeneratorOptions g = defaults;
-  g.p = args.integer("p", defaults.p, "input width p", 1, 100000);
-  g.q = args.integer("q", defaults.q, "output width q", 1, 100000);
-  g.rank = args.integer("rank", defaults.rank, "rank r", 1, 10000);
-  g.test_samples = args.integer("test-samples", defaults.test_samples, "held-out samples per task", 0, 100000000);
-  g.sigma = args.real("sigma", defaults.sigma, "noise standard deviation (exact recovery needs 0)", 0, 1e6);
-  g.kappa = args.real("kappa", defaults.kappa, "condition number of each core S_i*", 1, 1e12);
-  g.tau = args.real("tau", defaults.tau, "core diversity (0 = equal cores)", 0, 1e6);
-  g.theta_a = args.real("theta-a", defaults.theta_a, "angle of A_i* from A* (radians)", 0, 1.5707963267948966);
-  g.theta_b = args.real("theta-b", defaults.theta_b, "angle of B_i* from B* (radians)", 0, 1.5707963267948966);
-  g.input_condition = args.real("input-condition", defaults.input_condition, "condition number of Sigma", 1, 1e12);
-  g.random_base = args.flag("random-base", "random frozen base W_0 (default zero)");
-  return g;
-}
-
 bool recovered(const exp::MethodOutcome& r, double threshold) {
   const double da = r.metrics.dist_a, db = r.metrics.dist_b;
   if (std::isnan(da) && std::isnan(db))  // no shared factor: the per-task estimates themselves
@@ -69,7 +51,7 @@ int phase(cli::Args& args) {
   defaults.rank = 2;
   defaults.test_samples = 0;
   defaults.sigma = 0.0;
-  GeneratorOptions g = read_phase_generator_flags(args, defaults);
+  GeneratorOptions g = exp::read_generator_flags(args, defaults, /*with_grid=*/false);
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
   const double threshold = args.real("threshold", 1e-6, "success: max(dist_a, dist_b) below this", 0, 1e6);
   const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
@@ -88,51 +70,23 @@ int phase(cli::Args& args) {
 
   const long ns = long(samples.size()), nk = long(tasks.size()), nm = long(methods.size());
   const long cells = ns * nk, runs = cells * trials;
-  // success[(run * nm + m)], run = (ki * ns + si) * trials + t; -1 = the method failed (counts as no success).
+  // success[(run * nm + m)], run = (ki * ns + si) * trials + t; a failed method run stays 0 (no success).
   std::vector<int> success(size_t(runs * nm), 0);
-  std::vector<std::string> errors(size_t(runs * nm));
   std::filesystem::create_directories(out_dir);
   std::fprintf(stderr, "phase: %ld x %ld cells x %ld trials x %ld methods\n", ns, nk, trials, nm);
-  exp::Progress progress("phase", runs);
-  const int nt = detail::resolve_threads(threads, runs);
-  (void)nt;
-  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-  for (long run = 0; run < runs; ++run) {
-    const long cell = run / trials, t = run % trials;
-    GeneratorOptions gi = g;
-    gi.tasks = Index(tasks[size_t(cell / ns)]);
-    gi.samples = {Index(samples[size_t(cell % ns)])};
-    gi.seed = exp::trial_seed(seed, t);
-    gi.num_threads = 1;
-    BaselineOptions oi = opts;
-    oi.num_threads = 1;
-    oi.seed = gi.seed;
-    try {
-      const auto pb = generate_regression<double>(gi);
-      for (long m = 0; m < nm; ++m) {
-        try {
-          success[size_t(run * nm + m)] = recovered(exp::run_method(methods[size_t(m)], pb, oi), threshold) ? 1 : 0;
-        } catch (const std::exception& e) {
-          errors[size_t(run * nm + m)] = e.what();
-        }
-      }
-    } catch (const std::exception& e) {
-      for (long m = 0; m < nm; ++m) errors[size_t(run * nm + m)] = e.what();
-    }
-    progress.tick();
-  }
-  for (long m = 0; m < nm; ++m) {
-    long failed = 0;
-    std::string first;
-    for (long run = 0; run < runs; ++run)
-      if (!errors[size_t(run * nm + m)].empty()) {
-        if (!failed) first = errors[size_t(run * nm + m)];
-        ++failed;
-      }
-    if (failed)
-      std::fprintf(stderr, "phase: warning: %s failed in %ld of %ld runs (counted as not recovered): %s\n",
-                   methods[size_t(m)].c_str(), failed, runs, first.c_str());
-  }
+  exp::run_trials(
+      "phase", runs, threads, methods, opts, "counted as not recovered",
+      [&](long run) {
+        const long cell = run / trials;
+        GeneratorOptions gi = g;
+        gi.tasks = Index(tasks[size_t(cell / ns)]);
+        gi.samples = {Index(samples[size_t(cell % ns)])};
+        gi.seed = exp::trial_seed(seed, run % trials);
+        return gi;
+      },
+      [&](long run, long m, const exp::MethodOutcome& r) {
+        success[size_t(run * nm + m)] = recovered(r, threshold) ? 1 : 0;
+      });
 
   io::CsvTable table({"method", "samples", "tasks", "trials", "successes", "probability", "ci_low", "ci_high"});
   std::vector<double> prob(size_t(nm * cells));

@@ -98,49 +98,18 @@ int sweep(cli::Args& args) {
   const long nv = long(values.size()), nm = long(methods.size()), runs = nv * trials;
   // results[(run * nm + m) * 2 + metric]; run = value_index * trials + trial.
   std::vector<double> results(size_t(runs * nm * 2), std::numeric_limits<double>::quiet_NaN());
-  std::vector<std::string> errors(size_t(runs * nm));
   std::fprintf(stderr, "sweep: %ld values x %ld trials x %ld methods\n", nv, trials, nm);
-  exp::Progress progress("sweep", runs);
-  const int nt = detail::resolve_threads(threads, runs);
-  (void)nt;
-  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-  for (long run = 0; run < runs; ++run) {
-    const long vi = run / trials, t = run % trials;
-    GeneratorOptions gi = configs[size_t(vi)];
-    gi.seed = exp::trial_seed(seed, t);
-    gi.num_threads = 1;
-    BaselineOptions oi = opts;
-    oi.num_threads = 1;
-    oi.seed = gi.seed;
-    try {
-      const auto pb = generate_regression<double>(gi);
-      for (long m = 0; m < nm; ++m) {
-        try {
-          const exp::MethodOutcome r = exp::run_method(methods[size_t(m)], pb, oi);
-          results[size_t((run * nm + m) * 2 + 0)] = r.test_mse;
-          results[size_t((run * nm + m) * 2 + 1)] = r.metrics.mean_rel_err;
-        } catch (const std::exception& e) {
-          errors[size_t(run * nm + m)] = e.what();
-        }
-      }
-    } catch (const std::exception& e) {
-      for (long m = 0; m < nm; ++m) errors[size_t(run * nm + m)] = e.what();
-    }
-    progress.tick();
-  }
-  // Failures are reported (first message per method) and count as missing values.
-  for (long m = 0; m < nm; ++m) {
-    long failed = 0;
-    std::string first;
-    for (long run = 0; run < runs; ++run)
-      if (!errors[size_t(run * nm + m)].empty()) {
-        if (!failed) first = errors[size_t(run * nm + m)];
-        ++failed;
-      }
-    if (failed)
-      std::fprintf(stderr, "sweep: warning: %s failed in %ld of %ld runs (left out of the means): %s\n",
-                   methods[size_t(m)].c_str(), failed, runs, first.c_str());
-  }
+  exp::run_trials(
+      "sweep", runs, threads, methods, opts, "left out of the means",
+      [&](long run) {
+        GeneratorOptions gi = configs[size_t(run / trials)];
+        gi.seed = exp::trial_seed(seed, run % trials);
+        return gi;
+      },
+      [&](long run, long m, const exp::MethodOutcome& r) {
+        results[size_t((run * nm + m) * 2 + 0)] = r.test_mse;
+        results[size_t((run * nm + m) * 2 + 1)] = r.metrics.mean_rel_err;
+      });
 
   io::CsvTable table({"method", "value", "metric", "trial_count", "mean", "ci_low", "ci_high"});
   // summary[m][vi][metric]

@@ -414,6 +414,7 @@ void grip_search(const Model& model, const GripOptions& opt, Index s, bool maxim
                  bool& numerical_issue) {
   const Index k = model.num_tasks();
   const int nt = resolve_threads(opt.num_threads, k);
+  (void)nt;  // unused without OpenMP
   auto better = [maximize](double a, double b) { return maximize ? a > b : a < b; };
   std::vector<GripTaskSearch<Scalar>> runs(static_cast<size_t>(k));
   for (int restart = 0; restart < opt.restarts; ++restart) {
@@ -452,6 +453,7 @@ GripResult<Scalar> grip_estimate_impl(const Model& model, const GripOptions& opt
 
   // Random directions spread over all tasks.
   const int nt = resolve_threads(opt.num_threads, k);
+  (void)nt;  // unused without OpenMP
   std::vector<double> num(static_cast<size_t>(k)), den(static_cast<size_t>(k));
   std::vector<Matrix<Scalar>> Cs(static_cast<size_t>(k));
   GripDirection<Scalar> best_max, best_min;
@@ -552,6 +554,7 @@ GripExact regression_grip_exact(const RegressionProblem<Scalar>& pb, int num_thr
   out.task_lambda_max.assign(size_t(k), 0.0);
   out.task_lambda_min.assign(size_t(k), 0.0);
   const int nt = detail::resolve_threads(num_threads, k);
+  (void)nt;  // unused without OpenMP
   COLORA_OMP(parallel for num_threads(nt) schedule(static))
   for (Index i = 0; i < k; ++i) {
     const auto& X = pb.tasks[size_t(i)].X;
