@@ -29,15 +29,7 @@ namespace colora {
 namespace cmd {
 
 int adapt(cli::Args& args) {
-  GeneratorOptions defaults;
-  defaults.tasks = 100;
-  defaults.p = 64;
-  defaults.q = 64;
-  defaults.rank = 4;
-  defaults.samples = {24};
-  defaults.test_samples = 200;
-  defaults.sigma = 0.1;
-  GeneratorOptions g = exp::read_generator_flags(args, defaults);
+  GeneratorOptions g = exp::read_generator_flags(args, exp::reference_problem());
   const Index new_tasks = Index(args.integer("new-tasks", 50, "new (held-out) tasks per trial", 1, 1000000));
   const Index trials = Index(args.integer("trials", 1, "trials: independent sets of new tasks", 1, 100000));
   const auto new_samples_ll = args.integers("new-samples", "1,2,4,6,8,12,16,24,32,64,128",

@@ -25,6 +25,22 @@
 namespace colora {
 namespace exp {
 
+/// The reference planted problem of `recovery` and `adapt` (README's main
+/// job): k = 100, p = q = 64, r = 4, n_i = 24 (< p: no task can be learned
+/// alone), 200 test samples per task, sigma = 0.1; the rest at the generator's
+/// defaults.
+inline GeneratorOptions reference_problem() {
+  GeneratorOptions g;
+  g.tasks = 100;
+  g.p = 64;
+  g.q = 64;
+  g.rank = 4;
+  g.samples = {24};
+  g.test_samples = 200;
+  g.sigma = 0.1;
+  return g;
+}
+
 /// The flags of the planted problem (spec section 3). With `with_grid` false
 /// --tasks and --samples are left out (phase: they are the grid axes).
 inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOptions& defaults,

@@ -31,15 +31,7 @@ std::vector<exp::MethodOutcome> run_all(const Problem& pb, const std::vector<std
 }  // namespace
 
 int recovery(cli::Args& args) {
-  GeneratorOptions defaults;
-  defaults.tasks = 100;
-  defaults.p = 64;
-  defaults.q = 64;
-  defaults.rank = 4;
-  defaults.samples = {24};
-  defaults.test_samples = 200;
-  defaults.sigma = 0.1;
-  GeneratorOptions g = exp::read_generator_flags(args, defaults);
+  GeneratorOptions g = exp::read_generator_flags(args, exp::reference_problem());
   const std::string model = args.choice("model", "regression", {"regression", "sensing"}, "measurement model");
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
   g.seed = std::uint64_t(args.integer("seed", 1, "seed of the problem and of random initialization", 0));

@@ -75,6 +75,22 @@ void validate_common(const Problem& pb, const char* where) {
   }
 }
 
+/// sum_i n_i over a task list.
+template <class Task>
+Index total_samples_of(const std::vector<Task>& tasks) {
+  Index n = 0;
+  for (const auto& t : tasks) n += t.samples();
+  return n;
+}
+
+/// Whether any task has a held-out split.
+template <class Task>
+bool any_test_split(const std::vector<Task>& tasks) {
+  for (const auto& t : tasks)
+    if (t.test_samples() > 0) return true;
+  return false;
+}
+
 }  // namespace detail
 
 /// (M1) heterogeneous multi-output linear regression.
@@ -89,16 +105,8 @@ struct RegressionProblem {
   Index input_dim() const { return tasks.empty() ? 0 : tasks.front().X.cols(); }
   Index output_dim() const { return tasks.empty() ? 0 : tasks.front().Y.cols(); }
   Index samples(Index i) const { return tasks[size_t(i)].samples(); }
-  Index total_samples() const {
-    Index n = 0;
-    for (const auto& t : tasks) n += t.samples();
-    return n;
-  }
-  bool has_test() const {
-    for (const auto& t : tasks)
-      if (t.test_samples() > 0) return true;
-    return false;
-  }
+  Index total_samples() const { return detail::total_samples_of(tasks); }
+  bool has_test() const { return detail::any_test_split(tasks); }
 
   /// Throws std::invalid_argument naming the task and the field on: k = 0,
   /// p or q differing across tasks, X/Y row mismatch, NaN/Inf, bad W0.
@@ -139,16 +147,8 @@ struct SensingProblem {
   Index input_dim() const { return p; }
   Index output_dim() const { return q; }
   Index samples(Index i) const { return tasks[size_t(i)].samples(); }
-  Index total_samples() const {
-    Index n = 0;
-    for (const auto& t : tasks) n += t.samples();
-    return n;
-  }
-  bool has_test() const {
-    for (const auto& t : tasks)
-      if (t.test_samples() > 0) return true;
-    return false;
-  }
+  Index total_samples() const { return detail::total_samples_of(tasks); }
+  bool has_test() const { return detail::any_test_split(tasks); }
 
   void validate(const char* where = "colora::SensingProblem") const {
     detail::validate_common(*this, where);
