@@ -228,23 +228,6 @@ std::pair<double, double> adapter_distances(const nn::Linear<S>& L, const Matrix
 
 // ---------------------------------------------------------------- statistics
 
-/// Sample standard deviation of the finite entries (NaN for fewer than 2).
-inline double sample_sd(const std::vector<double>& v) {
-  double s = 0;
-  long n = 0;
-  for (double x : v)
-    if (std::isfinite(x)) {
-      s += x;
-      ++n;
-    }
-  if (n < 2) return std::numeric_limits<double>::quiet_NaN();
-  const double m = s / double(n);
-  double ss = 0;
-  for (double x : v)
-    if (std::isfinite(x)) ss += (x - m) * (x - m);
-  return std::sqrt(ss / double(n - 1));
-}
-
 /// Mean of the finite entries (NaN if none).
 inline double finite_mean(const std::vector<double>& v) {
   double s = 0;
@@ -256,6 +239,19 @@ inline double finite_mean(const std::vector<double>& v) {
     }
   return n ? s / double(n) : std::numeric_limits<double>::quiet_NaN();
 }
+
+/// Sample standard deviation of the finite entries (NaN for fewer than 2).
+inline double sample_sd(const std::vector<double>& v) {
+  long n = 0;
+  for (double x : v) n += std::isfinite(x) ? 1 : 0;
+  if (n < 2) return std::numeric_limits<double>::quiet_NaN();
+  const double m = finite_mean(v);
+  double ss = 0;
+  for (double x : v)
+    if (std::isfinite(x)) ss += (x - m) * (x - m);
+  return std::sqrt(ss / double(n - 1));
+}
+
 
 
 // ---------------------------------------------------------------- validation split

@@ -4,6 +4,8 @@
 
 #include <sys/wait.h>
 
+#include <doctest/doctest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -50,5 +52,22 @@ inline CliRun run_program(const std::string& program, const std::string& args, c
 
 /// " --seed <s>" derived from the run's seed (COLORA_SEED).
 inline std::string seed_flag() { return " --seed " + std::to_string(seed() % 100000); }
+
+/// Number of newline characters in `s`.
+inline int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+/// Bad command lines: exit code 2 and one line on stderr that mentions `mentions`.
+inline void check_usage_error(const std::string& program, const std::string& args, const std::string& dir,
+                              const std::string& mentions) {
+  CAPTURE(args);
+  const CliRun r = run_program(program, args, dir);
+  CHECK(r.code == 2);
+  CHECK(count_lines(r.err) == 1);
+  CHECK(r.err.find(mentions) != std::string::npos);
+}
 
 }  // namespace colora_test

@@ -61,19 +61,10 @@ std::vector<std::string> csv_lines(const std::string& path) {
   return lines;
 }
 
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+using colora_test::count_lines;
 
-/// Bad command lines: exit code 2, one line on stderr naming the problem.
 void check_usage_error(const std::string& args, const std::string& dir, const std::string& mentions) {
-  CAPTURE(args);
-  const Run r = run_cli(args, dir);
-  CHECK(r.code == 2);
-  CHECK(count_lines(r.err) == 1);
-  CHECK(r.err.find(mentions) != std::string::npos);
+  colora_test::check_usage_error(COLORA_CLI_PATH, args, dir, mentions);
 }
 
 const char* const kTinyProblem = " --tasks 4 --p 8 --q 8 --rank 2 --samples 12 --test-samples 10 --iters 15";

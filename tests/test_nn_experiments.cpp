@@ -57,18 +57,10 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-int count_lines(const std::string& s) {
-  int n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
-}
+using colora_test::count_lines;
 
 void check_usage_error(const std::string& args, const std::string& dir, const std::string& mentions) {
-  CAPTURE(args);
-  const Run r = run_cli(args, dir);
-  CHECK(r.code == 2);
-  CHECK(count_lines(r.err) == 1);
-  CHECK(r.err.find(mentions) != std::string::npos);
+  colora_test::check_usage_error(COLORA_CLI_PATH, args, dir, mentions);
 }
 
 std::vector<double> random_image(colora::Rng& rng) {
