@@ -298,11 +298,14 @@ void take_examples(const Matrix<S>& X, const Matrix<S>& Y, Index T, const std::v
 
 /// How every method is protected from overfitting (the same rule for all):
 /// each task's training examples are split (split_train_val, `val_fraction`);
-/// for every learning rate of `lrs` a fresh model is trained on the fitting
-/// parts for up to `iters` iterations, evaluated on the validation parts
-/// (mean over tasks of the per-task loss) at iteration 0 and every
-/// `eval_every` iterations; the (learning rate, iteration) with the lowest
-/// validation loss is selected (ties: the earlier one). Iteration 0 is the
+/// for every learning rate of `lrs` and every personal scale of
+/// `personal_ratios` (personal learning rate = scale x shared; a model without
+/// trainable personal parameters tries the first scale only) a fresh model is
+/// trained on the fitting parts for up to `iters` iterations, evaluated on the
+/// validation parts (mean over tasks of the per-task loss) at iteration 0 and
+/// every `eval_every` iterations; the (learning rate, scale, iteration) with
+/// the lowest validation loss is selected (ties: the earlier one, learning
+/// rates outermost). Iteration 0 is the
 /// untrained model (W = W_0 for every adapter), so a method whose training
 /// never helps on validation falls back to the frozen base. `patience` > 0
 /// stops a learning rate after that many evaluations without improvement.
@@ -311,8 +314,8 @@ void take_examples(const Matrix<S>& X, const Matrix<S>& Y, Index T, const std::v
 /// otherwise the best-validation parameters are kept. Without validation data
 /// (val_fraction = 0 or n < 2) the first learning rate is trained for `iters`.
 struct NnSelectionOptions {
-  std::vector<double> lrs{1e-2};  ///< shared learning rates tried; personal = shared * personal_ratio
-  double personal_ratio = 1.0;
+  std::vector<double> lrs{1e-2};            ///< shared learning rates tried
+  std::vector<double> personal_ratios{1.0};  ///< personal learning rate = shared x one of these (tried)
   int iters = 200;
   int eval_every = 5;
   int patience = 0;
@@ -323,6 +326,7 @@ struct NnSelectionOptions {
 /// What fit_selected chose.
 struct NnSelection {
   double lr = std::numeric_limits<double>::quiet_NaN();
+  double personal_ratio = std::numeric_limits<double>::quiet_NaN();  ///< personal lr / shared lr
   int iteration = 0;  ///< selected number of iterations (0 = untrained)
   double val_loss = std::numeric_limits<double>::quiet_NaN();
   bool numerical_issue = false;  ///< some training stopped on a non-finite value
@@ -388,6 +392,7 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
   using S = typename Model::Scalar;
   const char* w = "colora::exp::fit_selected";
   detail::require(!sel.lrs.empty(), w, "no learning rate to try");
+  detail::require(!sel.personal_ratios.empty(), w, "no personal learning-rate scale to try");
   detail::require(sel.eval_every >= 1, w, "eval_every = ", sel.eval_every, " must be >= 1");
   Model model = make();
   const Index T = model.rows_per_example();
@@ -400,17 +405,20 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
     take_examples(train[i].X, train[i].Y, T, sp.train, fit[i].X, fit[i].Y);
     take_examples(train[i].X, train[i].Y, T, sp.val, fit[i].X_val, fit[i].Y_val);
   }
-  auto set_lr = [&](double lr, int iters) {
+  auto set_lr = [&](double lr, double ratio, int iters) {
     o.optimizer.shared.lr = lr;
-    o.optimizer.personal.lr = lr * sel.personal_ratio;
+    o.optimizer.personal.lr = lr * ratio;
     o.iterations = iters;
   };
+  bool has_personal = false;  // the personal scale only matters if something personal is trained
+  for (auto* p : nn::param_list(model)) has_personal |= p->trainable() && p->role == nn::ParamRole::Personal;
   chosen = NnSelection{};
-  if (!have_val) {  // nothing to select on: the first learning rate, the full budget, all examples
+  if (!have_val) {  // nothing to select on: the first candidate, the full budget, all examples
     chosen.lr = sel.lrs[0];
     chosen.iteration = sel.iters;
+    if (has_personal) chosen.personal_ratio = sel.personal_ratios[0];
     if (sel.iters > 0) {
-      set_lr(sel.lrs[0], sel.iters);
+      set_lr(sel.lrs[0], sel.personal_ratios[0], sel.iters);
       o.eval_every = 0;
       o.patience = 0;
       nn::Trainer<Model> trainer(model, train, o);
@@ -418,32 +426,37 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
     }
     return model;
   }
+  const std::size_t nratios = has_personal ? sel.personal_ratios.size() : 1;
   std::vector<Matrix<S>> best_vals = trainable_values(model);
   double best = std::numeric_limits<double>::infinity();
-  for (std::size_t li = 0; li < sel.lrs.size(); ++li) {
-    Model m = make();
-    set_lr(sel.lrs[li], sel.iters);
-    nn::TrainerOptions run_o = o;
-    run_o.eval_every = sel.eval_every;
-    run_o.patience = sel.patience;  // applied by train_keep_best's callback
-    run_o.restore_best = false;
-    bool issue = false;
-    const auto r = train_keep_best(m, fit, run_o, issue);
-    chosen.numerical_issue |= issue;
-    if (li == 0 || r.second < best) {  // ties keep the earlier learning rate
-      best = r.second;
-      chosen.lr = sel.lrs[li];
-      chosen.iteration = r.first;
-      chosen.val_loss = r.second;
-      best_vals = trainable_values(m);
+  bool first = true;
+  for (std::size_t li = 0; li < sel.lrs.size(); ++li)
+    for (std::size_t ri = 0; ri < nratios; ++ri) {
+      Model m = make();
+      set_lr(sel.lrs[li], sel.personal_ratios[ri], sel.iters);
+      nn::TrainerOptions run_o = o;
+      run_o.eval_every = sel.eval_every;
+      run_o.patience = sel.patience;  // applied by train_keep_best's callback
+      run_o.restore_best = false;
+      bool issue = false;
+      const auto r = train_keep_best(m, fit, run_o, issue);
+      chosen.numerical_issue |= issue;
+      if (first || r.second < best) {  // ties keep the earlier candidate
+        first = false;
+        best = r.second;
+        chosen.lr = sel.lrs[li];
+        chosen.personal_ratio = has_personal ? sel.personal_ratios[ri] : std::numeric_limits<double>::quiet_NaN();
+        chosen.iteration = r.first;
+        chosen.val_loss = r.second;
+        best_vals = trainable_values(m);
+      }
     }
-  }
   if (!sel.refit) {
     set_trainable_values(model, best_vals);
     return model;
   }
   if (chosen.iteration > 0) {
-    set_lr(chosen.lr, chosen.iteration);
+    set_lr(chosen.lr, has_personal ? chosen.personal_ratio : sel.personal_ratios[0], chosen.iteration);
     o.eval_every = 0;
     o.patience = 0;
     nn::Trainer<Model> trainer(model, train, o);
@@ -453,6 +466,34 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
 }
 
 // ---------------------------------------------------------------- method loop and summaries
+
+/// What the selection rule chose for one (point, method) over the trials: the
+/// mean and 95 % t-interval of the selected iteration count, learning rate and
+/// personal learning-rate scale (NaN, count 0, for a method without personal
+/// parameters).
+struct SelectionSummary {
+  MeanInterval iterations, lr, personal_ratio;
+};
+inline SelectionSummary summarize_selection(const std::vector<NnSelection>& per_trial) {
+  std::vector<double> it, lr, pr;
+  for (const NnSelection& s : per_trial) {
+    it.push_back(double(s.iteration));
+    lr.push_back(s.lr);
+    pr.push_back(s.personal_ratio);
+  }
+  return {mean_interval(it), mean_interval(lr), mean_interval(pr)};
+}
+/// Its three CSV rows `sweep,value,method,selected_*,trials,mean,ci_low,ci_high,NaN`.
+template <class Table>
+void selection_rows(Table& table, const std::string& sweep, double value, const std::string& method,
+                    const SelectionSummary& s) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::pair<const char*, const MeanInterval*> rows[] = {
+      {"selected_iterations", &s.iterations}, {"selected_lr", &s.lr}, {"selected_personal_lr_scale", &s.personal_ratio}};
+  for (const auto& r : rows)
+    table.row() << sweep << value << method << r.first << r.second->count << r.second->mean << r.second->low
+                << r.second->high << nan;
+}
 
 /// Per method, per unit (task / user): the metrics `evaluate` returns.
 using UnitMetrics = std::vector<std::vector<double>>;  ///< [metric][unit]
@@ -544,6 +585,34 @@ void parallel_runs(long runs, int threads, const std::string& what, exp::Progres
       throw std::runtime_error(what + " " + std::to_string(run) + " failed: " + errors[std::size_t(run)]);
 }
 
+/// Runs `f(point, trial)` for every (point, trial) pair into
+/// results[point * trials + trial], in parallel (parallel_runs). A point whose
+/// `keys` entry equals an earlier point's (the reference point, which every
+/// sweep contains) is computed once and its results copied: the runs depend
+/// only on the point's parameters and the trial. `label` names the progress
+/// line on stderr.
+template <class Key, class Result, class F>
+void run_points(const std::vector<Key>& keys, long trials, int threads, const std::string& label,
+                std::vector<Result>& results, const F& f) {
+  const long np = long(keys.size());
+  std::vector<long> first(static_cast<std::size_t>(np));
+  for (long pi = 0; pi < np; ++pi)
+    first[std::size_t(pi)] = long(std::find(keys.begin(), keys.end(), keys[std::size_t(pi)]) - keys.begin());
+  std::vector<long> todo;  // run indices of first occurrences
+  for (long run = 0; run < np * trials; ++run)
+    if (first[std::size_t(run / trials)] == run / trials) todo.push_back(run);
+  results.assign(static_cast<std::size_t>(np * trials), Result{});
+  Progress progress(label, long(todo.size()));
+  parallel_runs(long(todo.size()), threads, "run", &progress, [&](long j) {
+    const long run = todo[std::size_t(j)];
+    results[std::size_t(run)] = f(run / trials, run % trials);
+  });
+  for (long run = 0; run < np * trials; ++run) {
+    const long pi = run / trials, src = first[std::size_t(pi)];
+    if (src != pi) results[std::size_t(run)] = results[std::size_t(src * trials + run % trials)];
+  }
+}
+
 /// The training and selection flags both experiments share (--iters, --lr,
 /// --personal-lr-scale, --val-fraction, --eval-every, --patience, --refit).
 inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, const std::string& default_lrs,
@@ -555,9 +624,10 @@ inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, co
   s.lrs = args.reals("lr", default_lrs,
                      "AdamW learning rates tried per method; the one with the lowest validation loss is kept", 1e-12,
                      1e3);
-  s.personal_ratio = args.real("personal-lr-scale", 1.0,
-                               "learning rate of every method's personal parameters = this times the shared one",
-                               1e-6, 1e6);
+  s.personal_ratios = args.reals("personal-lr-scale", "1,0.1",
+                                 "personal learning rate = this times the shared one (list: tried like --lr, by "
+                                 "every method that trains personal parameters)",
+                                 1e-6, 1e6);
   s.val_fraction = args.real("val-fraction", 0.2,
                              "share of each task's own training examples held out for validation (at least 1 when "
                              "n >= 2; 0 = no selection, train --iters on all)",
@@ -577,7 +647,9 @@ inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, co
 inline std::string describe_selection(const NnSelectionOptions& s) {
   std::string lrs;
   for (double v : s.lrs) lrs += (lrs.empty() ? "" : ",") + cli::Args::format(v);
-  return "iters<=" + std::to_string(s.iters) + " lr in {" + lrs + "} personal x" + cli::Args::format(s.personal_ratio) +
+  std::string ratios;
+  for (double v : s.personal_ratios) ratios += (ratios.empty() ? "" : ",") + cli::Args::format(v);
+  return "iters<=" + std::to_string(s.iters) + " lr in {" + lrs + "} personal x{" + ratios + "}" +
          ", val-fraction " + cli::Args::format(s.val_fraction) + ", eval every " + std::to_string(s.eval_every) +
          ", patience " + std::to_string(s.patience) + ", refit " + (s.refit ? "yes" : "no");
 }

@@ -240,11 +240,11 @@ int nn_digits(cli::Args& args) {
                           " test images per user (lower --users, --samples or --base-fraction)");
   std::filesystem::create_directories(out_dir);
 
-  const long np = long(points.size()), nm = long(methods.size()), runs = np * trials;
+  const long np = long(points.size()), nm = long(methods.size());
   std::fprintf(stderr, "nn-digits: %lld images (%lld base, %lld per user, %lld test per user), %ld points x %ld trials x %ld methods\n",
                (long long)N, (long long)nb, (long long)pool, (long long)c.test_per_user, np, trials, nm);
   std::vector<TrialBase> bases(static_cast<std::size_t>(trials));
-  std::vector<std::vector<exp::NnOutcome>> results(static_cast<std::size_t>(runs));
+  std::vector<std::vector<exp::NnOutcome>> results;
   {
     exp::Progress progress("nn-digits: pre-training", trials);
     exp::parallel_runs(trials, threads, "pre-training of trial", &progress, [&](long t) {
@@ -252,11 +252,10 @@ int nn_digits(cli::Args& args) {
     });
   }
   {
-    exp::Progress progress("nn-digits", runs);
-    exp::parallel_runs(runs, threads, "run", &progress, [&](long run) {
-      const long pi = run / trials, t = run % trials;
-      results[std::size_t(run)] =
-          run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t));
+    std::vector<std::pair<Index, double>> keys;  // what a run depends on besides the trial
+    for (const auto& pt : points) keys.emplace_back(pt.samples, pt.spread);
+    exp::run_points(keys, trials, threads, "nn-digits", results, [&](long pi, long t) {
+      return run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t));
     });
   }
 
@@ -295,18 +294,12 @@ int nn_digits(cli::Args& args) {
                     << gap_ci[k].count << gap_ci[k].mean << gap_ci[k].low << gap_ci[k].high << nan;
       }
       if (methods[std::size_t(m)] != "none") {
-        std::vector<double> it, lr;
-        for (long t = 0; t < trials; ++t) {
-          const exp::NnSelection& s = results[std::size_t(pi * trials + t)][std::size_t(m)].selection;
-          it.push_back(double(s.iteration));
-          lr.push_back(s.lr);
-        }
-        sel_iter[k] = exp::mean_interval(it);
-        const exp::MeanInterval l = exp::mean_interval(lr);
-        table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "selected_iterations" << sel_iter[k].count
-                    << sel_iter[k].mean << sel_iter[k].low << sel_iter[k].high << nan;
-        table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "selected_lr" << l.count << l.mean << l.low
-                    << l.high << nan;
+        std::vector<exp::NnSelection> chosen;
+        for (long t = 0; t < trials; ++t)
+          chosen.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].selection);
+        const exp::SelectionSummary ss = exp::summarize_selection(chosen);
+        sel_iter[k] = ss.iterations;
+        exp::selection_rows(table, pt.sweep, pt.value, methods[std::size_t(m)], ss);
       }
     }
   table.write(out_dir + "/nn_digits.csv");

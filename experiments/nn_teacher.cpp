@@ -26,6 +26,7 @@
 #include <filesystem>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "commands.hpp"
@@ -268,22 +269,21 @@ int nn_teacher(cli::Args& args) {
   }
   std::filesystem::create_directories(out_dir);
 
-  const long np = long(points.size()), nm = long(kinds.size()), runs = np * trials;
-  std::vector<std::vector<exp::NnOutcome>> results(static_cast<std::size_t>(runs));
+  const long np = long(points.size()), nm = long(kinds.size());
+  std::vector<std::vector<exp::NnOutcome>> results;
   std::fprintf(stderr, "nn-teacher: %s, %ld points x %ld trials x %ld methods\n", arch.c_str(), np, trials, nm);
-  exp::Progress progress("nn-teacher", runs);
-  exp::parallel_runs(runs, threads, "run", &progress, [&](long run) {
-    const long pi = run / trials, t = run % trials;
+  std::vector<std::tuple<Index, double, double, int>> keys;  // what a run depends on besides the trial
+  for (const auto& pt : points) keys.emplace_back(pt.cfg.samples, pt.cfg.theta_a, pt.cfg.theta_b, pt.cfg.tasks);
+  exp::run_points(keys, trials, threads, "nn-teacher", results, [&](long pi, long t) {
     const std::uint64_t ts = exp::trial_seed(seed, t);
-    results[std::size_t(run)] = c.transformer
-                                    ? run_one<nn::TransformerModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts)
-                                    : run_one<nn::MlpModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts);
+    return c.transformer ? run_one<nn::TransformerModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts)
+                         : run_one<nn::MlpModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts);
   });
 
-  // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]; sel_iter/sel_lr: mean selection over trials
+  // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]; sel_iter: mean selected iterations over trials
   std::vector<exp::MeanInterval> summary(std::size_t(np * nm * 3));
   std::vector<double> task_sd(std::size_t(np * nm));
-  std::vector<exp::MeanInterval> sel_iter(std::size_t(np * nm)), sel_lr(std::size_t(np * nm)),
+  std::vector<exp::MeanInterval> sel_iter(std::size_t(np * nm)),
       gap(std::size_t(np * nm));
   const long ci_colora = long(std::find(kinds.begin(), kinds.end(), AdapterKind::Colora) - kinds.begin());
   const bool have_colora = ci_colora < nm;
@@ -292,7 +292,6 @@ int nn_teacher(cli::Args& args) {
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
       const std::size_t k = std::size_t(pi * nm + m);
-      std::vector<double> it, lr;
       for (long metric = 0; metric < 3; ++metric) {
         std::vector<std::vector<double>> per_trial;
         for (long t = 0; t < trials; ++t)
@@ -316,18 +315,11 @@ int nn_teacher(cli::Args& args) {
                     << nan;
       }
       if (kinds[std::size_t(m)] == AdapterKind::None) continue;
-      for (long t = 0; t < trials; ++t) {
-        const exp::NnSelection& s = results[std::size_t(pi * trials + t)][std::size_t(m)].selection;
-        it.push_back(double(s.iteration));
-        lr.push_back(s.lr);
-      }
-      sel_iter[k] = exp::mean_interval(it);
-      sel_lr[k] = exp::mean_interval(lr);
-      table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
-                  << "selected_iterations" << sel_iter[k].count << sel_iter[k].mean << sel_iter[k].low
-                  << sel_iter[k].high << nan;
-      table.row() << points[std::size_t(pi)].sweep << points[std::size_t(pi)].value << methods[std::size_t(m)]
-                  << "selected_lr" << sel_lr[k].count << sel_lr[k].mean << sel_lr[k].low << sel_lr[k].high << nan;
+      std::vector<exp::NnSelection> chosen;
+      for (long t = 0; t < trials; ++t) chosen.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].selection);
+      const exp::SelectionSummary ss = exp::summarize_selection(chosen);
+      sel_iter[k] = ss.iterations;
+      exp::selection_rows(table, points[std::size_t(pi)].sweep, points[std::size_t(pi)].value, methods[std::size_t(m)], ss);
     }
   table.write(out_dir + "/nn_teacher.csv");
 

@@ -357,6 +357,60 @@ TEST_CASE("train_keep_best: the model ends at the best-validation iterate, itera
   }
 }
 
+/// Selection options and trainer options of the fit_selected tests (full batch, one thread).
+colora::exp::NnSelectionOptions tiny_selection(int iters) {
+  colora::exp::NnSelectionOptions sel;
+  sel.lrs = {0.003, 0.05};
+  sel.iters = iters;
+  sel.eval_every = 5;
+  sel.patience = 0;
+  sel.val_fraction = 0.2;
+  return sel;
+}
+nn::TrainerOptions tiny_trainer_options() {
+  nn::TrainerOptions o;
+  o.batch_size = 0;
+  o.num_threads = 1;
+  return o;
+}
+/// The validation split fit_selected makes (2 tasks of 10 examples, 2 held out each), rebuilt by hand.
+std::vector<nn::TaskData<double>> split_by_hand(const std::vector<nn::TaskData<double>>& data, const colora::Rng& split) {
+  std::vector<nn::TaskData<double>> fit(2);
+  for (std::size_t i = 0; i < 2; ++i) {
+    const auto sp = colora::exp::split_train_val(10, 0.2, split.substream(i));
+    REQUIRE(sp.val.size() == 2);
+    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.train, fit[i].X, fit[i].Y);
+    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.val, fit[i].X_val, fit[i].Y_val);
+  }
+  return fit;
+}
+
+/// What fit_selected should choose, by brute force: every (learning rate,
+/// personal scale) trained with train_keep_best; the strictly lowest
+/// validation loss wins, learning rates outermost.
+struct ReferenceChoice {
+  double lr = 0, ratio = 0, val_loss = 1e300;
+  int iteration = -1;
+};
+template <class Make>
+ReferenceChoice reference_selection(const Make& make, const std::vector<nn::TaskData<double>>& fit,
+                                    const nn::TrainerOptions& o, const colora::exp::NnSelectionOptions& sel) {
+  ReferenceChoice best;
+  for (double lr : sel.lrs)
+    for (double ratio : sel.personal_ratios) {
+      nn::TrainerOptions oo = o;
+      oo.iterations = sel.iters;
+      oo.eval_every = sel.eval_every;
+      oo.optimizer.shared.lr = lr;
+      oo.optimizer.personal.lr = lr * ratio;
+      nn::MlpModel<double> r = make();
+      bool issue = false;
+      const auto b = colora::exp::train_keep_best(r, fit, oo, issue);
+      if (b.second < best.val_loss) best = {lr, ratio, b.second, b.first};
+    }
+  return best;
+}
+
 TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validation loss on a split of the train data") {
   using colora::AdapterKind;
   colora::Rng rng = colora_test::rng_for("fit_selected");
@@ -365,46 +419,18 @@ TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validatio
     t.X_val.resize(0, 0);
     t.Y_val.resize(0, 0);
   }
-  colora::exp::NnSelectionOptions sel;
-  sel.lrs = {0.003, 0.05};
-  sel.iters = 40;
-  sel.eval_every = 5;
-  sel.patience = 0;
-  sel.val_fraction = 0.2;
-  nn::TrainerOptions o;
-  o.batch_size = 0;
-  o.num_threads = 1;
+  colora::exp::NnSelectionOptions sel = tiny_selection(40);
+  const nn::TrainerOptions o = tiny_trainer_options();
   const colora::Rng split = rng.substream(9);
   auto make = [] { return tiny_mlp(AdapterKind::Lora); };
   colora::exp::NnSelection chosen;
   nn::MlpModel<double> m = colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, chosen);
   // Reference: the same split by hand, each learning rate trained with train_keep_best.
-  std::vector<nn::TaskData<double>> fit(2);
-  for (std::size_t i = 0; i < 2; ++i) {
-    const auto sp = colora::exp::split_train_val(10, 0.2, split.substream(i));
-    REQUIRE(sp.val.size() == 2);
-    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.train, fit[i].X, fit[i].Y);
-    colora::exp::take_examples(data[i].X, data[i].Y, 1, sp.val, fit[i].X_val, fit[i].Y_val);
-  }
-  double best = 1e300;
-  double best_lr = 0;
-  int best_it = -1;
-  for (double lr : sel.lrs) {
-    nn::TrainerOptions oo = o;
-    oo.iterations = sel.iters;
-    oo.eval_every = sel.eval_every;
-    oo.optimizer.shared.lr = oo.optimizer.personal.lr = lr;
-    nn::MlpModel<double> r = make();
-    bool issue = false;
-    const auto b = colora::exp::train_keep_best(r, fit, oo, issue);
-    if (b.second < best) {
-      best = b.second;
-      best_lr = lr;
-      best_it = b.first;
-    }
-  }
-  CHECK(chosen.lr == best_lr);
-  CHECK(chosen.iteration == best_it);
+  const std::vector<nn::TaskData<double>> fit = split_by_hand(data, split);
+  const ReferenceChoice ref = reference_selection(make, fit, o, sel);
+  const double best = ref.val_loss;
+  CHECK(chosen.lr == ref.lr);
+  CHECK(chosen.iteration == ref.iteration);
   CHECK(chosen.val_loss == best);
   nn::TrainerOptions ev = o;
   nn::Trainer<nn::MlpModel<double>> check(m, fit, ev);
@@ -430,6 +456,58 @@ TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validatio
   CHECK(m3.layers[0].Bs[1].value == m4.layers[0].Bs[1].value);
 }
 
+TEST_CASE("fit_selected: personal learning-rate scales are candidates too; a model without personal parameters ignores them") {
+  using colora::AdapterKind;
+  colora::Rng rng = colora_test::rng_for("fit_selected personal scale");
+  auto data = tiny_tasks(rng, 10, 0.0);
+  colora::exp::NnSelectionOptions sel = tiny_selection(30);
+  sel.personal_ratios = {1.0, 0.1};
+  const nn::TrainerOptions o = tiny_trainer_options();
+  const colora::Rng split = rng.substream(3);
+  const std::vector<nn::TaskData<double>> fit = split_by_hand(data, split);
+  // colora (shared A, B; personal cores): all four (lr, scale) pairs compete, lr outermost, ties keep the earlier.
+  auto make = [] { return tiny_mlp(AdapterKind::Colora); };
+  colora::exp::NnSelection chosen;
+  colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, chosen);
+  const ReferenceChoice ref = reference_selection(make, fit, o, sel);
+  CHECK(chosen.lr == ref.lr);
+  CHECK(chosen.personal_ratio == ref.ratio);
+  CHECK(chosen.iteration == ref.iteration);
+  CHECK(chosen.val_loss == ref.val_loss);
+  // global LoRA has nothing personal: the scale is not a candidate (NaN) and the
+  // choice equals the one made with a single scale.
+  auto make_global = [] { return tiny_mlp(AdapterKind::GlobalLora); };
+  colora::exp::NnSelection g2, g1;
+  const nn::MlpModel<double> m2 = colora::exp::fit_selected<nn::MlpModel<double>>(make_global, data, o, sel, split, g2);
+  sel.personal_ratios = {1.0};
+  const nn::MlpModel<double> m1 = colora::exp::fit_selected<nn::MlpModel<double>>(make_global, data, o, sel, split, g1);
+  CHECK(std::isnan(g2.personal_ratio));
+  CHECK(g2.lr == g1.lr);
+  CHECK(g2.iteration == g1.iteration);
+  CHECK(g2.val_loss == g1.val_loss);
+  CHECK(m2.layers[0].B.value == m1.layers[0].B.value);
+  sel.personal_ratios.clear();
+  CHECK_THROWS_AS(colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, g1), std::invalid_argument);
+}
+
+TEST_CASE("run_points: a point repeated in several sweeps is computed once and its results copied") {
+  const std::vector<std::pair<int, double>> keys = {{5, 0.0}, {10, 0.0}, {10, 0.5}, {5, 0.0}, {10, 0.5}};
+  const long trials = 3;
+  std::vector<int> calls(keys.size() * trials, 0);
+  std::vector<double> results;
+  colora::exp::run_points(keys, trials, 2, "test", results, [&](long pi, long t) {
+    ++calls[std::size_t(pi * trials + t)];  // distinct slots: no race
+    return double(keys[std::size_t(pi)].first) + keys[std::size_t(pi)].second + 100.0 * double(t);
+  });
+  REQUIRE(results.size() == keys.size() * trials);
+  for (long pi = 0; pi < long(keys.size()); ++pi)
+    for (long t = 0; t < trials; ++t) {
+      const std::size_t run = std::size_t(pi * trials + t);
+      CHECK(results[run] == double(keys[std::size_t(pi)].first) + keys[std::size_t(pi)].second + 100.0 * double(t));
+      CHECK(calls[run] == (pi < 3 ? 1 : 0));  // points 3 and 4 repeat points 0 and 2
+    }
+}
+
 TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metric) row; threads do not matter") {
   const std::string dir = scratch("nn_teacher");
   const std::string flags = " --p 6 --hidden 8 --q 4 --rank 2 --k 2 --n 8 --samples 6,12 --theta 0,0.5 --tasks 2,3"
@@ -443,8 +521,23 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
   const auto lines = lines_of(csv);
   REQUIRE(!lines.empty());
   CHECK(lines[0] == "sweep,value,method,metric,trials,mean,ci_low,ci_high,task_sd");
-  // 6 points x (6 methods x 3 metrics + 5 paired gaps + 5 trained methods x 2 selection rows).
-  CHECK(lines.size() == 1 + 6 * (6 * 3 + 5 + 5 * 2));
+  // 6 points x (6 methods x 3 metrics + 5 paired gaps + 5 trained methods x 3 selection rows).
+  CHECK(lines.size() == 1 + 6 * (6 * 3 + 5 + 5 * 3));
+  // theta = 0 and tasks = 2 are the same point (k = 2, n = 8, theta 0): computed once, identical rows.
+  std::vector<std::string> theta0, tasks2;
+  for (const auto& l : lines) {
+    if (l.rfind("theta,0,", 0) == 0) theta0.push_back(l.substr(8));
+    if (l.rfind("tasks,2,", 0) == 0) tasks2.push_back(l.substr(8));
+  }
+  CHECK(theta0.size() == 6 * 3 + 5 + 5 * 3);
+  CHECK(theta0 == tasks2);
+  // The selected personal scale is one of the default candidates {1, 0.1}: its mean over trials lies in [0.1, 1].
+  const std::string key = "samples,6,colora,selected_personal_lr_scale,2,";
+  const std::size_t at = csv.find(key);
+  REQUIRE(at != std::string::npos);
+  const double scale = std::stod(csv.substr(at + key.size()));
+  CHECK(scale >= 0.1 - 1e-12);
+  CHECK(scale <= 1.0 + 1e-12);
   CHECK(csv.find("samples,6,global-lora,colora_minus_method_test_loss,2,") != std::string::npos);
   CHECK(csv.find("samples,12,lora,selected_iterations,2,") != std::string::npos);
   CHECK(csv.find("samples,6,colora,test_loss,2,") != std::string::npos);
@@ -456,7 +549,7 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
                         " --n 4 --samples 4 --theta none --tasks none --test-samples 6 --iters 3 --trials 1"
                         " --methods none,colora --out " + dir + "/tf" + seed_flag(), dir);
   REQUIRE(tf.code == 0);
-  CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * (2 * 3 + 1 + 1 * 2));
+  CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * (2 * 3 + 1 + 1 * 3));
 
   check_usage_error("nn-teacher --arch cnn --out " + dir + "/x", dir, "--arch");
   check_usage_error("nn-teacher --theta 2 --out " + dir + "/x", dir, "--theta");
@@ -481,8 +574,9 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
   const auto lines = lines_of(csv);
   REQUIRE(!lines.empty());
   CHECK(lines[0] == "sweep,value,method,metric,trials,mean,ci_low,ci_high,user_sd");
-  // 4 points x (7 methods x 2 metrics + 6 paired gaps + 6 trained methods x 2 selection rows).
-  CHECK(lines.size() == 1 + 4 * (7 * 2 + 6 + 6 * 2));
+  // 4 points x (7 methods x 2 metrics + 6 paired gaps + 6 trained methods x 3 selection rows).
+  CHECK(lines.size() == 1 + 4 * (7 * 2 + 6 + 6 * 3));
+  CHECK(csv.find("samples,3,global-lora,selected_personal_lr_scale,0,nan,") != std::string::npos);
   CHECK(csv.find("angle_spread,0,colora,selected_lr,2,") != std::string::npos);
   CHECK(csv.find("samples,3,probe,test_accuracy,2,") != std::string::npos);
   CHECK(csv.find("angle_spread,40,lora,colora_minus_method_accuracy,2,") != std::string::npos);

@@ -353,12 +353,16 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
       const Mat M = model.moment(i);
       acc.noalias() += M * M.transpose();
     });
-    const Mat BB = detail::ordered_sum(k, options_.num_threads, Mat(Mat::Zero(q, q)), [&](Index i, Mat& acc) {
-      const Mat M = model.moment(i);
-      acc.noalias() += M.transpose() * M;
-    });
     A_ = top_eigenvectors<Scalar>(AA, r).transpose();
-    B_ = wide ? Mat(Mat::Identity(q, r)) : top_eigenvectors<Scalar>(BB, r);
+    if (wide) {  // r > q: B is fixed to [I_q 0] (personal-head model), no q x q moment needed
+      B_ = Mat::Identity(q, r);
+    } else {
+      const Mat BB = detail::ordered_sum(k, options_.num_threads, Mat(Mat::Zero(q, q)), [&](Index i, Mat& acc) {
+        const Mat M = model.moment(i);
+        acc.noalias() += M.transpose() * M;
+      });
+      B_ = top_eigenvectors<Scalar>(BB, r);
+    }
   } else {
     Rng rng(options_.seed, 0x5EED1A17ULL);
     A_ = haar_orthonormal<Scalar>(rng, p, r).transpose();
