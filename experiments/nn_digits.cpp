@@ -327,11 +327,7 @@ int nn_digits(cli::Args& args) {
     }
 
   // Plot: accuracy vs samples, accuracy vs spread, colora - method vs spread.
-  std::string script = "set multiplot layout 1,3 title 'colora nn-digits (" + std::to_string(c.users) +
-                       " users, angle " + cli::Args::format(c.angle) + " deg, rank " + std::to_string(c.rank) + ", " +
-                       std::to_string(trials) + " trials, 95% t-intervals; base on unrotated: " +
-                       cli::Args::format(std::round(base_acc * 1000) / 1000) +
-                       ")'\nset grid\nset key bottom right font ',8'\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  // One panel per non-empty view (a skipped sweep leaves no empty panel).
   auto panel = [&](const std::string& sweep, int what) {
     std::string s, plots;
     for (long m = 0; m < nm; ++m) {
@@ -352,16 +348,30 @@ int nn_digits(cli::Args& args) {
                std::to_string(m + 1) + " pt 7 ps 0.6 lw 2 title '" +
                (what == 2 ? "colora - " + methods[std::size_t(m)] : methods[std::size_t(m)]) + "'";
     }
-    if (what == 2 && !plots.empty()) plots += ", 0 with lines lc 'black' dt 2 notitle";
-    return s + (plots.empty() ? std::string("set multiplot next") : plots) + "\n";
+    if (plots.empty()) return std::string();
+    if (what == 2) plots += ", 0 with lines lc 'black' dt 2 notitle";
+    return s + plots + "\n";
   };
-  script += "set logscale x 2\nset xlabel 'labeled images per user (spread " + cli::Args::format(ref_spread) +
-            " deg)'\nset ylabel 'mean per-user test accuracy'\n" + panel("samples", 0);
-  script += "unset logscale x\nset xlabel 'angle spread (deg; " + std::to_string(ref_n) +
-            " images per user)'\n" + panel("angle_spread", 1);
-  script += "set ylabel 'colora minus method (accuracy, paired)'\n" + panel("angle_spread", 2);
+  std::vector<std::string> panels;
+  auto add_panel = [&](const std::string& setup, const std::string& body) {
+    if (!body.empty()) panels.push_back(setup + body);
+  };
+  add_panel("set logscale x 2\nset xlabel 'labeled images per user (spread " + cli::Args::format(ref_spread) +
+                " deg)'\nset ylabel 'mean per-user test accuracy'\n",
+            panel("samples", 0));
+  const std::string spread_x = "unset logscale x\nset xlabel 'angle spread (deg; " + std::to_string(ref_n) +
+                               " images per user)'\n";
+  add_panel(spread_x + "set ylabel 'mean per-user test accuracy'\n", panel("angle_spread", 1));
+  add_panel(spread_x + "set ylabel 'colora minus method (accuracy, paired)'\n", panel("angle_spread", 2));
+  std::string script = "set multiplot layout 1," + std::to_string(std::max<std::size_t>(panels.size(), 1)) +
+                       " title 'colora nn-digits (" + std::to_string(c.users) + " users, angle " +
+                       cli::Args::format(c.angle) + " deg, rank " + std::to_string(c.rank) + ", " +
+                       std::to_string(trials) + " trials, 95% t-intervals; base on unrotated: " +
+                       cli::Args::format(std::round(base_acc * 1000) / 1000) +
+                       ")'\nset grid\nset key bottom right font ',8'\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+  for (const auto& p : panels) script += p;
   script += "unset multiplot\n";
-  plot::render_png(out_dir + "/nn_digits.png", script, 1500, 520);
+  plot::render_png(out_dir + "/nn_digits.png", script, int(std::max<std::size_t>(panels.size(), 1)) * 500, 520);
   std::printf("wrote %s/nn_digits.csv, %s/nn_digits.png\n", out_dir.c_str(), out_dir.c_str());
   return 0;
 }
