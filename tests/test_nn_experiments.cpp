@@ -603,6 +603,14 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
     CHECK(mean <= 1.0);
   }
 
+  // A skipped sweep leaves no empty panel: one panel (accuracy against samples) when the spread sweep is skipped.
+  const Run one = run_cli("nn-digits --users 3 --samples 3 --angle-spread none --iters 2 --pretrain-iters 5 --trials 1"
+                          " --test-per-user 10 --hidden 8 --rank 2 --methods none,colora --out " + dir + "/one" +
+                          seed_flag(), dir);
+  REQUIRE(one.code == 0);
+  if (std::filesystem::exists(dir + "/one/nn_digits.png.gp"))  // written only when gnuplot is installed
+    CHECK(read_text(dir + "/one/nn_digits.png.gp").find("set multiplot layout 1,1 ") != std::string::npos);
+
   const Run missing = run_cli("nn-digits --data /nonexistent/digits.csv --out " + dir + "/m", dir);
   CHECK(missing.code == 1);
   CHECK(missing.err.find("--data") != std::string::npos);
