@@ -118,10 +118,13 @@ const std::vector<std::string>& known_methods();
 
 /// Whether the method runs with r > q (personal-head regime): colora-form
 /// methods (B = [I_q 0]), heads, and the rank-free ones.
+inline const std::vector<std::string>& wide_rank_methods() {
+  static const std::vector<std::string> m = {"colora", "fedrep", "fedrep-gd", "mom", "oracle", "local", "global"};
+  return m;
+}
 inline bool supports_wide_rank(const std::string& method) {
-  for (const char* m : {"colora", "oracle", "local", "global", "fedrep", "fedrep-gd", "mom"})
-    if (method == m) return true;
-  return false;
+  const auto& m = wide_rank_methods();
+  return std::find(m.begin(), m.end(), method) != m.end();
 }
 
 /// Checks `--rank` r against the widths: r <= p always; with r > q (the
@@ -143,8 +146,10 @@ inline std::vector<std::string> methods_for_rank(const std::vector<std::string>&
       std::fprintf(stderr, "%s: skipping %s (it needs r <= q; here q = %lld < r = %lld)\n", command, m.c_str(),
                    (long long)q, (long long)r);
     } else {
+      std::string wide;
+      for (const auto& w : wide_rank_methods()) wide += (wide.empty() ? "" : ", ") + w;
       throw cli::UsageError("method " + m + " needs --rank r <= q = " + std::to_string(q) + ", got " +
-                            std::to_string(r) + " (with r > q use colora, fedrep, fedrep-gd, mom, oracle, local, global)");
+                            std::to_string(r) + " (with r > q use " + wide + ")");
     }
   }
   if (kept.empty()) throw cli::UsageError("no method of --methods supports r > q");

@@ -252,8 +252,6 @@ inline double sample_sd(const std::vector<double>& v) {
   return std::sqrt(ss / double(n - 1));
 }
 
-
-
 // ---------------------------------------------------------------- validation split
 
 /// Number of a task's n training examples held out for validation **[choice]**:
@@ -410,6 +408,14 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
     o.optimizer.personal.lr = lr * ratio;
     o.iterations = iters;
   };
+  // `model` trained on all the examples for `iters` iterations, no evaluation.
+  auto train_on_all = [&](double lr, double ratio, int iters) {
+    set_lr(lr, ratio, iters);
+    o.eval_every = 0;
+    o.patience = 0;
+    nn::Trainer<Model> trainer(model, train, o);
+    chosen.numerical_issue |= trainer.run().status == Status::NumericalIssue;
+  };
   bool has_personal = false;  // the personal scale only matters if something personal is trained
   for (auto* p : nn::param_list(model)) has_personal |= p->trainable() && p->role == nn::ParamRole::Personal;
   chosen = NnSelection{};
@@ -417,13 +423,7 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
     chosen.lr = sel.lrs[0];
     chosen.iteration = sel.iters;
     if (has_personal) chosen.personal_ratio = sel.personal_ratios[0];
-    if (sel.iters > 0) {
-      set_lr(sel.lrs[0], sel.personal_ratios[0], sel.iters);
-      o.eval_every = 0;
-      o.patience = 0;
-      nn::Trainer<Model> trainer(model, train, o);
-      chosen.numerical_issue = trainer.run().status == Status::NumericalIssue;
-    }
+    if (sel.iters > 0) train_on_all(sel.lrs[0], sel.personal_ratios[0], sel.iters);
     return model;
   }
   const std::size_t nratios = has_personal ? sel.personal_ratios.size() : 1;
@@ -455,13 +455,8 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
     set_trainable_values(model, best_vals);
     return model;
   }
-  if (chosen.iteration > 0) {
-    set_lr(chosen.lr, has_personal ? chosen.personal_ratio : sel.personal_ratios[0], chosen.iteration);
-    o.eval_every = 0;
-    o.patience = 0;
-    nn::Trainer<Model> trainer(model, train, o);
-    chosen.numerical_issue |= trainer.run().status == Status::NumericalIssue;
-  }
+  if (chosen.iteration > 0)
+    train_on_all(chosen.lr, has_personal ? chosen.personal_ratio : sel.personal_ratios[0], chosen.iteration);
   return model;
 }
 
@@ -645,11 +640,12 @@ inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, co
 
 /// One line describing the selection rule, for the printed header.
 inline std::string describe_selection(const NnSelectionOptions& s) {
-  std::string lrs;
-  for (double v : s.lrs) lrs += (lrs.empty() ? "" : ",") + cli::Args::format(v);
-  std::string ratios;
-  for (double v : s.personal_ratios) ratios += (ratios.empty() ? "" : ",") + cli::Args::format(v);
-  return "iters<=" + std::to_string(s.iters) + " lr in {" + lrs + "} personal x{" + ratios + "}" +
+  auto join = [](const std::vector<double>& v) {
+    std::string out;
+    for (double x : v) out += (out.empty() ? "" : ",") + cli::Args::format(x);
+    return out;
+  };
+  return "iters<=" + std::to_string(s.iters) + " lr in {" + join(s.lrs) + "} personal x{" + join(s.personal_ratios) + "}" +
          ", val-fraction " + cli::Args::format(s.val_fraction) + ", eval every " + std::to_string(s.eval_every) +
          ", patience " + std::to_string(s.patience) + ", refit " + (s.refit ? "yes" : "no");
 }

@@ -7,10 +7,11 @@
 // subspaces, tau spreads the cores, kappa their condition number). Every
 // adapter kind is trained from the same frozen base with the multi-task
 // trainer under the same selection rule (exp::fit_selected: a validation
-// split of each task's own training examples picks the learning rate and the
-// iteration, then a refit on all of them); reported: per-task test loss and the distance of the learned
-// adapter subspaces to the teacher's shared A*, B*, against samples per task,
-// against theta (theta_a = theta_b) and against the number of tasks.
+// split of each task's own training examples picks the learning rates and the
+// iteration, then a refit on all of them); reported: per-task test loss and
+// the distance of the learned adapter subspaces to the teacher's shared A*,
+// B*, against samples per task, against theta (theta_a = theta_b) and against
+// the number of tasks.
 //
 // Runs are the (sweep point, trial) pairs, in parallel (OpenMP, one run per
 // thread, the trainer single-threaded inside): nn_teacher.csv is identical for
