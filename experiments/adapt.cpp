@@ -67,6 +67,7 @@ int adapt(cli::Args& args) {
   all.samples.clear();
   for (Index i = 0; i < k; ++i) all.samples.push_back(g.samples_of(i));
   for (Index j = 0; j < units; ++j) all.samples.push_back(n_max);
+  exp::check_memory("adapt", all, 1, opts.a_step == AStepSolver::Exact);
   std::fprintf(stderr, "adapt: generating %lld training + %lld new tasks (p=%lld q=%lld r=%lld) ...\n", (long long)k,
                (long long)units, (long long)g.p, (long long)g.q, (long long)g.rank);
   const RegressionProblem<double> full = generate_regression<double>(all);
@@ -154,7 +155,7 @@ int adapt(cli::Args& args) {
   std::string plot_cmd = "plot ";
   for (size_t m = 0; m < nm; ++m) {
     const std::string sel = "(strcol(1) eq '" + methods[m] + "' ? $4 : 1/0)";
-    plot_cmd += std::string(m ? ", " : "") + "'" + out_dir + "/adapt.csv' using 2:" + sel +
+    plot_cmd += std::string(m ? ", " : "") + plot::quote_path(out_dir + "/adapt.csv") + " using 2:" + sel +
                 ":5:6 every ::1 with yerrorlines pt 7 ps 0.6 lw 2 title '" + methods[m] + "'";
   }
   plot::render_png(out_dir + "/adapt.png", script + plot_cmd + "\n");

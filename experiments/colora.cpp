@@ -3,6 +3,7 @@
 // exit code 2. Other failures (I/O): one line and exit code 1.
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -36,6 +37,13 @@ int main(int argc, char** argv) {
     } catch (const std::invalid_argument& e) {
       std::fprintf(stderr, "colora %s: error: %s\n", name.c_str(), e.what());
       return 2;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr,
+                   "colora %s: failed: out of memory (std::bad_alloc): the run needs more memory than this machine "
+                   "gives it; make the problem smaller (--tasks, --samples, --test-samples, --p, --q) or run fewer "
+                   "--threads\n",
+                   name.c_str());
+      return 1;
     } catch (const std::exception& e) {
       std::fprintf(stderr, "colora %s: failed: %s\n", name.c_str(), e.what());
       return 1;

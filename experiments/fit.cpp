@@ -4,8 +4,13 @@
 //   OUT/<name>.npy, OUT/<name>_<i>.npy    the method's estimates (colora: A, B, S_<i>)
 //   OUT/report.csv                        task,samples,train_mse,test_mse
 //   OUT/summary.csv                       one line: method, sizes, objective, iterations, status, ...
-// Exit codes: 2 for a bad command line or bad values, 1 for unreadable or
-// inconsistent data (the message names the file).
+// Exit codes: 0 the fit converged (status Success); 3 it ran out of
+// iterations (MaxIterations: the factors are written, with a warning); 1 it
+// failed numerically (NumericalIssue, or a non-finite estimate: no factor is
+// written unless --write-failed) or the data are unreadable or inconsistent
+// (the message names the file); 2 a bad command line or bad values. The
+// fit's warnings are printed on stderr.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -32,6 +37,7 @@ int fit(cli::Args& args) {
   opts.seed = std::uint64_t(args.integer("seed", 1, "seed of random initialization", 0));
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   const std::string out_dir = args.str("out", "results/fit", "output directory");
+  const bool write_failed = args.flag("write-failed", "write the factors even when the fit failed (with a warning)");
   if (args.finish()) return 0;
   if (data.empty()) throw cli::UsageError("--data DIR is required (see colora fit --help)");
   const auto methods = exp::parse_methods({method_name});
@@ -51,6 +57,10 @@ int fit(cli::Args& args) {
                rank);
 
   const exp::MethodOutcome outcome = exp::run_method(method, pb, opts);
+  const size_t shown = std::min<size_t>(outcome.warnings.size(), 10);
+  for (size_t i = 0; i < shown; ++i) std::fprintf(stderr, "fit: warning: %s\n", outcome.warnings[i].c_str());
+  if (outcome.warnings.size() > shown)
+    std::fprintf(stderr, "fit: warning: ... and %zu more warnings\n", outcome.warnings.size() - shown);
 
   // The estimates: the method's own named factors (colora: A, B, S_<i>;
   // fedrep: A, H_<i>; local: W_<i>; ...), as the method reports them.
@@ -63,8 +73,19 @@ int fit(cli::Args& args) {
   if (!have_estimate)
     std::fprintf(stderr, "fit: warning: method %s returned no per-task estimate; report.csv has NaN errors\n",
                  method.c_str());
+  // A fit we cannot stand behind writes no factors (unless asked to).
+  std::string bad_file;
+  for (const auto& f : files)
+    if (bad_file.empty() && !f.second.allFinite()) bad_file = f.first;
+  const bool failed = outcome.status == Status::NumericalIssue || !bad_file.empty();
+  if (failed)
+    std::fprintf(stderr, "fit: error: %s failed: status %s (%s)%s; %s\n", method.c_str(), to_string(outcome.status),
+                 to_string(outcome.stop_reason),
+                 bad_file.empty() ? "" : (", " + bad_file + " has non-finite entries").c_str(),
+                 write_failed ? "writing the factors anyway (--write-failed)"
+                              : "no factor file written (--write-failed writes them anyway); see the warnings above");
   std::filesystem::create_directories(out_dir);
-  if (!files.empty()) io::save_matrices(out_dir, files);
+  if (!files.empty() && (!failed || write_failed)) io::save_matrices(out_dir, files);
 
   io::CsvTable report({"task", "samples", "train_mse", "test_mse"});
   double train_se = 0, train_cnt = 0;
@@ -99,7 +120,16 @@ int fit(cli::Args& args) {
   std::string written;
   for (const auto& f : est.shared) written += ", " + f.name + ".npy";
   for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
-  std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(), written.c_str());
+  std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(),
+              failed && !write_failed ? "" : written.c_str());
+  if (failed) return 1;
+  if (outcome.status == Status::MaxIterations) {
+    std::fprintf(stderr,
+                 "fit: warning: %s stopped after %d iterations without meeting --tol (status MaxIterations); the "
+                 "factors are the last iterate (exit code 3; raise --iters to converge)\n",
+                 method.c_str(), outcome.iterations);
+    return 3;
+  }
   return 0;
 }
 

@@ -16,8 +16,11 @@
 #include <cstdio>
 #include <cmath>
 #include <limits>
+#include <new>
 #include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "cli.hpp"
 #include "stats.hpp"
@@ -39,6 +42,48 @@ inline GeneratorOptions reference_problem() {
   g.test_samples = 200;
   g.sigma = 0.1;
   return g;
+}
+
+/// The memory the experiments may use, in bytes: the machine's physical
+/// memory unless --max-memory (GiB) says otherwise (read_generator_flags).
+inline double& memory_limit_bytes() {
+  static double limit = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? double(pages) * double(page) : std::numeric_limits<double>::infinity();
+  }();
+  return limit;
+}
+
+/// A lower bound of the bytes one planted problem needs: its training and
+/// test data (X and Y in double), the truth, and the solver's largest
+/// per-problem work arrays (the p x p and q x q moments of the spectral
+/// initialization, the p r x p r system of the exact A-step when asked for).
+/// (M2, `sensing`: one q x p measurement matrix and one value per sample.)
+inline double problem_bytes(const GeneratorOptions& g, bool exact_a_step = false, bool sensing = false) {
+  double rows = 0;
+  for (Index i = 0; i < g.tasks; ++i) rows += double(g.samples_of(i)) + double(g.test_samples);
+  const double p = double(g.p), q = double(g.q), r = double(g.rank), k = double(g.tasks);
+  double values = rows * (sensing ? p * q + 1 : p + q) + k * (r * r + (p + q) * r) + p * q + p * p + q * q;
+  if (exact_a_step) values += (p * r) * (p * r);
+  return 8.0 * values;
+}
+
+/// Refuses (a usage error, exit 2) a run whose data alone would exceed the
+/// memory limit, naming the flags that set its size; `copies` problems live at
+/// once (parallel trials).
+inline void check_memory(const char* command, const GeneratorOptions& g, double copies = 1, bool exact = false,
+                         bool sensing = false) {
+  const double need = problem_bytes(g, exact, sensing) * copies, limit = memory_limit_bytes();
+  if (need <= limit) return;
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "the problem needs at least %.3g GiB (--tasks %lld, --samples %lld + --test-samples %lld per task, "
+                "--p %lld, --q %lld%s), more than the %.3g GiB allowed (the machine's memory, or --max-memory)",
+                need / 1073741824.0, (long long)g.tasks, (long long)g.samples_of(0), (long long)g.test_samples,
+                (long long)g.p, (long long)g.q, copies > 1 ? ", times the parallel trials" : "",
+                limit / 1073741824.0);
+  (void)command;
+  throw cli::UsageError(buf);
 }
 
 /// The flags of the planted problem (spec section 3). With `with_grid` false
@@ -65,6 +110,8 @@ inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOpt
   g.theta_b = args.real("theta-b", defaults.theta_b, "angle of B_i* from B* (radians)", 0, 1.5707963267948966);
   g.input_condition = args.real("input-condition", defaults.input_condition, "condition number of Sigma", 1, 1e12);
   g.random_base = args.flag("random-base", "random frozen base W_0 (default zero)");
+  const double max_gib = args.real("max-memory", 0, "refuse problems needing more GiB than this (0 = the machine's memory)", 0, 1e9);
+  if (max_gib > 0) memory_limit_bytes() = max_gib * 1073741824.0;
   return g;
 }
 
@@ -197,17 +244,28 @@ MethodOutcome run_method(const std::string& method, const Problem& pb, const Sol
 /// count), and calls record(run, method_index, outcome) for every method run
 /// that returned. A method that throws on some run is reported on stderr
 /// ("<command>: warning: <method> failed in F of R runs (<consequence>): <first
-/// message>") and not recorded for that run.
+/// message>") and not recorded for that run. Before any work it refuses (usage
+/// error) runs whose problems would not fit in memory, then prints
+/// "<command>: <banner>".
 template <class ProblemOf, class Record>
-void run_trials(const char* command, long runs, int threads, const std::vector<std::string>& methods,
-                const BaselineOptions& options, const char* consequence, ProblemOf problem_of, Record record) {
+void run_trials(const char* command, const std::string& banner, long runs, int threads,
+                const std::vector<std::string>& methods, const BaselineOptions& options, const char* consequence,
+                ProblemOf problem_of, Record record) {
   const long nm = long(methods.size());
   std::vector<std::string> errors(size_t(runs * nm));
+  {  // memory: the largest problem, once per thread that may hold one
+    GeneratorOptions largest = problem_of(0);
+    for (long run = 1; run < runs; ++run) {
+      const GeneratorOptions gi = problem_of(run);
+      if (problem_bytes(gi) > problem_bytes(largest)) largest = gi;
+    }
+    check_memory(command, largest, double(detail::resolve_threads(threads, runs)),
+                 options.a_step == AStepSolver::Exact);
+  }
+  std::fprintf(stderr, "%s: %s\n", command, banner.c_str());
   Progress progress(command, runs);
-  const int nt = detail::resolve_threads(threads, runs);
-  (void)nt;
-  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-  for (long run = 0; run < runs; ++run) {
+  detail::parallel_for(runs, threads, [&](Index run_index) {
+    const long run = long(run_index);
     GeneratorOptions gi = problem_of(run);
     gi.num_threads = 1;
     BaselineOptions oi = options;
@@ -218,15 +276,19 @@ void run_trials(const char* command, long runs, int threads, const std::vector<s
       for (long m = 0; m < nm; ++m) {
         try {
           record(run, m, run_method(methods[size_t(m)], pb, oi));
+        } catch (const std::bad_alloc&) {
+          throw;  // out of memory stops the command (below), it is not a method's failure
         } catch (const std::exception& e) {
           errors[size_t(run * nm + m)] = e.what();
         }
       }
+    } catch (const std::bad_alloc&) {
+      throw;
     } catch (const std::exception& e) {
       for (long m = 0; m < nm; ++m) errors[size_t(run * nm + m)] = e.what();
     }
     progress.tick();
-  }
+  });
   for (long m = 0; m < nm; ++m) {
     long failed = 0;
     std::string first;

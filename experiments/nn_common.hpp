@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdint>
 #include <fstream>
+#include <new>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -564,17 +565,16 @@ inline MeanInterval paired_difference(const std::vector<std::vector<double>>& a,
 template <class F>
 void parallel_runs(long runs, int threads, const std::string& what, exp::Progress* progress, const F& f) {
   std::vector<std::string> errors(static_cast<std::size_t>(runs));
-  const int nt = detail::resolve_threads(threads, runs);
-  (void)nt;
-  COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-  for (long run = 0; run < runs; ++run) {
+  detail::parallel_for(runs, threads, [&](Index run) {
     try {
-      f(run);
+      f(long(run));
+    } catch (const std::bad_alloc&) {
+      throw;  // stops the command with its own message
     } catch (const std::exception& e) {
       errors[std::size_t(run)] = e.what();
     }
     if (progress) progress->tick();
-  }
+  });
   for (long run = 0; run < runs; ++run)
     if (!errors[std::size_t(run)].empty())
       throw std::runtime_error(what + " " + std::to_string(run) + " failed: " + errors[std::size_t(run)]);

@@ -228,16 +228,27 @@ int nn_digits(cli::Args& args) {
   const Index N = d.X.rows();
   const Index nb = Index(std::llround(c.base_fraction * double(N)));
   const Index pool = (N - nb) / c.users;
+  // Each user's pool must hold the most training images asked for plus the test images (at least one).
   Index max_n = 0;
-  for (const auto& p : points) max_n = std::max(max_n, p.samples);
-  const Index avail = pool - max_n;
-  if (c.test_per_user == 0) c.test_per_user = avail;
-  if (avail < 1 || c.test_per_user > avail || c.test_per_user < 1)
-    throw cli::UsageError("the user part (" + std::to_string(N - nb) + " images) gives each of " +
-                          std::to_string(c.users) + " users " + std::to_string(pool) + " images: too few for " +
-                          std::to_string(max_n) + " training and " +
-                          std::to_string(c.test_per_user ? c.test_per_user : 1) +
-                          " test images per user (lower --users, --samples or --base-fraction)");
+  std::string max_flag = "--samples";
+  for (const auto& p : points)
+    if (p.samples > max_n) {
+      max_n = p.samples;
+      max_flag = p.sweep == "samples" ? "--samples" : "--n";
+    }
+  const Index want_test = c.test_per_user > 0 ? c.test_per_user : 1;
+  if (max_n + want_test > pool) {
+    const std::string test = c.test_per_user > 0 ? "--test-per-user " + std::to_string(c.test_per_user) + " test images"
+                                                 : "at least 1 test image";
+    throw cli::UsageError(max_flag + " " + std::to_string(max_n) + " training and " + test + " per user need " +
+                          std::to_string(max_n + want_test) +
+                          " images per user, but --users " + std::to_string(c.users) + " share the " +
+                          std::to_string(N - nb) + " user images (" + std::to_string(N) + " images, --base-fraction " +
+                          cli::Args::format(c.base_fraction) + " for the base): " + std::to_string(pool) +
+                          " each (lower " + max_flag + (c.test_per_user > 0 ? ", --test-per-user" : "") +
+                          ", --users or --base-fraction)");
+  }
+  if (c.test_per_user == 0) c.test_per_user = pool - max_n;
   std::filesystem::create_directories(out_dir);
 
   const long np = long(points.size()), nm = long(methods.size());

@@ -73,9 +73,10 @@ int phase(cli::Args& args) {
   // success[(run * nm + m)], run = (ki * ns + si) * trials + t; a failed method run stays 0 (no success).
   std::vector<int> success(size_t(runs * nm), 0);
   std::filesystem::create_directories(out_dir);
-  std::fprintf(stderr, "phase: %ld x %ld cells x %ld trials x %ld methods\n", ns, nk, trials, nm);
+  char banner[160];
+  std::snprintf(banner, sizeof banner, "%ld x %ld cells x %ld trials x %ld methods", ns, nk, trials, nm);
   exp::run_trials(
-      "phase", runs, threads, methods, opts, "counted as not recovered",
+      "phase", banner, runs, threads, methods, opts, "counted as not recovered",
       [&](long run) {
         const long cell = run / trials;
         GeneratorOptions gi = g;

@@ -46,6 +46,7 @@ int recovery(cli::Args& args) {
   if (args.finish()) return 0;
   auto methods = exp::parse_methods(method_names);
   g.validate();
+  exp::check_memory("recovery", g, 1, opts.a_step == AStepSolver::Exact, model == "sensing");
   methods = exp::methods_for_rank(methods, method_names, g.p, g.q, opts.rank, "recovery");
 
   std::filesystem::create_directories(out_dir);
@@ -125,7 +126,7 @@ int recovery(cli::Args& args) {
       plot_cmd += std::string(first ? "" : ", ") + cli::Args::format(last) + " with lines dt 2 lw 2 title '" +
                   r.method + " (closed form)'";
     } else {
-      plot_cmd += std::string(first ? "" : ", ") + "'" + out_dir + "/history.csv' using 2:" + sel +
+      plot_cmd += std::string(first ? "" : ", ") + plot::quote_path(out_dir + "/history.csv") + " using 2:" + sel +
                   " every ::1 with linespoints pt 7 ps 0.5 lw 2 title '" + r.method + "'";
     }
     first = false;

@@ -98,9 +98,10 @@ int sweep(cli::Args& args) {
   const long nv = long(values.size()), nm = long(methods.size()), runs = nv * trials;
   // results[(run * nm + m) * 2 + metric]; run = value_index * trials + trial.
   std::vector<double> results(size_t(runs * nm * 2), std::numeric_limits<double>::quiet_NaN());
-  std::fprintf(stderr, "sweep: %ld values x %ld trials x %ld methods\n", nv, trials, nm);
+  char banner[160];
+  std::snprintf(banner, sizeof banner, "%ld values x %ld trials x %ld methods", nv, trials, nm);
   exp::run_trials(
-      "sweep", runs, threads, methods, opts, "left out of the means",
+      "sweep", banner, runs, threads, methods, opts, "left out of the means",
       [&](long run) {
         GeneratorOptions gi = configs[size_t(run / trials)];
         gi.seed = exp::trial_seed(seed, run % trials);

@@ -90,6 +90,65 @@ TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with
   CHECK(std::stod(colora_row[1]) < 0.2);
 }
 
+namespace {
+/// `s` as one word for /bin/sh (the test harness runs the program through a shell).
+std::string shell_word(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+bool gnuplot_installed() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+}  // namespace
+
+TEST_CASE("colora recovery and adapt: hostile --out paths are plain file names (no shell, quoted in gnuplot)") {
+  const std::string dir = scratch("hostile_out");
+  const std::vector<std::string> pwned = {"PWNED", "PWNED2", "PWNED3", "PWNED4"};
+  auto check_no_pwned = [&](const std::string& where) {
+    for (const auto& p : pwned) {
+      CAPTURE(where);
+      CAPTURE(p);
+      CHECK(!fs::exists(fs::path(where) / p));
+    }
+  };
+  // Absolute: quotes, spaces, $(...), ;...;, backquotes, double quotes and line breaks in the directory names (an
+  // even and an odd number of single quotes: the first breaks out of "sh -c 'gnuplot <path>'", the second of
+  // gnuplot's '...').
+  const std::string hostile = "a b'$(touch PWNED);touch PWNED2;`touch PWNED3`'c \"dq\"";
+  const std::string hostile2 = "it's a $(touch PWNED) ;touch PWNED2; `touch PWNED3` x';touch PWNED;'\nnew\rline";
+  // Relative and starting with '<': gnuplot would read "<cmd" as a pipe from a shell command.
+  const std::string relative = "<touch PWNED4;true ";
+  const std::string cwd = fs::current_path().string();
+  fs::remove_all(relative);
+  struct Case {
+    std::string out, command, csv, png;
+  };
+  const std::vector<Case> cases = {
+      {dir + "/" + hostile, "recovery" + std::string(kTinyProblem), "summary.csv", "recovery.png"},
+      {dir + "/" + hostile2, "adapt --new-tasks 3 --new-samples 2,4 --trials 1" + std::string(kTinyProblem),
+       "adapt.csv", "adapt.png"},
+      {relative, "recovery" + std::string(kTinyProblem), "history.csv", "recovery.png"}};
+  for (const Case& c : cases) {
+    CAPTURE(c.out);
+    const Run r = run_cli(c.command + seed_flag() + " --out " + shell_word(c.out), dir);
+    INFO(r.err);
+    CHECK(r.code == 0);
+    CHECK(csv_lines(c.out + "/" + c.csv).size() >= 2);
+    if (gnuplot_installed())  // .ci/setup installs it
+      CHECK((fs::is_regular_file(c.out + "/" + c.png) && fs::file_size(c.out + "/" + c.png) > 1000));
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(c.out, ec)) {
+      CAPTURE(e.path().string());
+      CHECK(e.path().filename().string().find(".tmp") == std::string::npos);  // no temporaries left
+    }
+    check_no_pwned(cwd);
+    check_no_pwned(dir);
+    check_no_pwned(c.out);
+    check_no_pwned("/");
+  }
+  for (const auto& p : pwned) fs::remove(fs::path(cwd) / p);
+  fs::remove_all(relative);
+}
+
 TEST_CASE("colora recovery with q < r (FedRep's scalar outputs): heads, participation, dist-a plot") {
   const std::string dir = scratch("recovery_wide");
   const Run r = run_cli("recovery --tasks 40 --p 10 --q 1 --rank 2 --samples 8 --test-samples 10 --sigma 0 "

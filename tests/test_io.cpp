@@ -1,6 +1,13 @@
 // NumPy .npy I/O and the task-directory loader (docs/io.md).
 #include <doctest/doctest.h>
 
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -651,4 +658,195 @@ TEST_CASE_TEMPLATE("save_matrices writes named matrices atomically", Scalar, COL
   for (const char* bad : {"", "../A", "a/b", ".hidden", "sp ace"})
     CHECK_ERROR(std::invalid_argument, io::save_matrices<Scalar>(out, {{bad, A}}), "save_matrices", "not a plain");
   CHECK_ERROR(std::invalid_argument, io::save_matrices<Scalar>(out, {{"A", A}, {"A", B}}), "used twice");
+}
+
+// ---- File kinds in the task directory, atomic and durable writes ----------
+
+TEST_CASE("task directory: a layout name that is not a regular file is named with its kind") {
+  auto rng = colora_test::rng_for("task directory file kinds");
+  ScratchDir dir("kinds");
+  const auto pb = small_problem<double>(rng, false, false);
+  const std::string d = dir.path.string();
+  auto load = [&] { return io::load_regression_directory<double>(d); };
+  auto fresh = [&] {
+    fs::remove_all(dir.path);
+    io::save_regression_directory(d, pb);
+  };
+  using E = std::runtime_error;
+
+  // A symlink loop: X_0.npy -> loop.npy -> X_0.npy.
+  fresh();
+  fs::remove(dir.path / "X_0.npy");
+  fs::create_symlink("loop.npy", dir.path / "X_0.npy");
+  fs::create_symlink("X_0.npy", dir.path / "loop.npy");
+  CHECK_ERROR(E, load(), d, "X_0.npy is a symbolic link that cannot be resolved");
+  // A dangling symlink.
+  fs::remove(dir.path / "loop.npy");
+  CHECK_ERROR(E, load(), "X_0.npy is a symbolic link that cannot be resolved");
+
+  // A directory named X_0.npy.
+  fresh();
+  fs::remove(dir.path / "X_0.npy");
+  fs::create_directory(dir.path / "X_0.npy");
+  CHECK_ERROR(E, load(), "X_0.npy is a directory");
+
+  // A FIFO named Y_0.npy next to a valid X_0.npy: never opened (that would block).
+  fresh();
+  fs::remove(dir.path / "Y_0.npy");
+  REQUIRE(::mkfifo((dir.path / "Y_0.npy").c_str(), 0600) == 0);
+  CHECK_ERROR(E, load(), "Y_0.npy is a FIFO (named pipe)");
+
+  // Names outside the layout stay ignored whatever they are; a symlink to a regular file is fine.
+  fresh();
+  REQUIRE(::mkfifo((dir.path / "notes.fifo").c_str(), 0600) == 0);
+  fs::create_directory(dir.path / "X_extra.npy");
+  fs::create_symlink("self", dir.path / "self");
+  fs::rename(dir.path / "X_1.npy", dir.path / "real_X_1.bin");
+  fs::create_symlink("real_X_1.bin", dir.path / "X_1.npy");
+  CHECK(load().num_tasks() == pb.num_tasks());
+}
+
+namespace {
+
+/// The whole content of a file.
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+/// Names of the entries of `dir`, sorted.
+std::vector<std::string> entries_of(const fs::path& dir) {
+  std::vector<std::string> v;
+  for (const auto& e : fs::directory_iterator(dir)) v.push_back(e.path().filename().string());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+/// True if `name` is "<base>.tmp.<pid>.<hex>" (the temporary-name pattern).
+bool is_temporary_of(const std::string& name, const std::string& base, pid_t pid) {
+  const std::string prefix = base + ".tmp." + std::to_string(pid) + ".";
+  if (name.compare(0, prefix.size(), prefix) != 0 || name.size() == prefix.size()) return false;
+  return std::all_of(name.begin() + std::ptrdiff_t(prefix.size()), name.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
+
+/// The pid of a process that has exited and been reaped.
+pid_t dead_pid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  REQUIRE(child > 0);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(::kill(child, 0) == -1);
+  return child;
+}
+
+}  // namespace
+
+TEST_CASE("write_file_atomically: the temporary is <name>.tmp.<pid>.<hex> next to the target") {
+  ScratchDir dir("atomic_name");
+  const std::string target = dir.file("out.csv");
+  std::vector<std::string> seen;
+  io::write_file_atomically(target, [&](std::ostream& os) {
+    seen = entries_of(dir.path);
+    os << "hello\n";
+  });
+  REQUIRE(seen.size() == 1);
+  CHECK(is_temporary_of(seen[0], "out.csv", ::getpid()));
+  CHECK(seen[0].size() == std::string("out.csv.tmp.").size() + std::to_string(::getpid()).size() + 1 + 16);
+  CHECK(entries_of(dir.path) == std::vector<std::string>{"out.csv"});
+  CHECK(slurp(target) == "hello\n");
+}
+
+TEST_CASE("write_file_atomically: stale temporaries of dead processes are removed, nothing else") {
+  ScratchDir dir("atomic_stale");
+  const pid_t dead = dead_pid(), me = ::getpid();
+  const std::string d = std::to_string(dead), self = std::to_string(me);
+  // A directory's stale temporaries go on the first write into it by this
+  // process, whatever their target; the live one and non-matching names stay.
+  const std::vector<std::string> stale = {"t.npy.tmp." + d + ".0123456789abcdef",
+                                          "u.npy.tmp." + d + ".0123456789abcdef",
+                                          "xt.npy.tmp." + d + ".0123456789abcdef"};
+  const std::vector<std::string> kept = {
+      "t.npy.tmp." + self + ".fedcba9876543210",   // a live writer (this process)
+      "t.npy.tmp.notapid",                          // not the pattern
+      "t.npy.tmp." + d + ".0123456789abcdef.png",   // not the pattern (suffix)
+      "t.npy.tmp." + d + ".xyz",                    // not hex
+      "t.npy.tmp." + d,                             // no random part
+      "t.npy.tmp." + d + ".0123456789abcdef" + "0", // 17 hex digits
+      "t.npy.bak",
+  };
+  for (const auto& f : stale) std::ofstream(dir.file(f)) << "stale";
+  for (const auto& f : kept) std::ofstream(dir.file(f)) << "keep";
+  io::write_text_atomically(dir.file("t.npy"), "new");
+  std::vector<std::string> expected = kept;
+  expected.push_back("t.npy");
+  std::sort(expected.begin(), expected.end());
+  CHECK(entries_of(dir.path) == expected);
+  CHECK(slurp(dir.file("t.npy")) == "new");
+}
+
+TEST_CASE("write_file_atomically: a failing writer leaves the old content and no temporary") {
+  ScratchDir dir("atomic_fail");
+  const std::string target = dir.file("keep.txt");
+  io::write_text_atomically(target, "old content\n");
+  CHECK_THROWS_AS(io::write_file_atomically(target, [](std::ostream& os) {
+                    os << "partial";
+                    throw std::runtime_error("writer failed");
+                  }),
+                  std::runtime_error);
+  CHECK(entries_of(dir.path) == std::vector<std::string>{"keep.txt"});
+  CHECK(slurp(target) == "old content\n");
+  // A stream that goes bad (badbit set by the writer) is a failure too, naming the target.
+  CHECK_ERROR(std::runtime_error, io::write_file_atomically(target, [](std::ostream& os) {
+                os << "x";
+                os.setstate(std::ios::badbit);
+              }),
+              target);
+  CHECK(entries_of(dir.path) == std::vector<std::string>{"keep.txt"});
+  CHECK(slurp(target) == "old content\n");
+  // A directory that does not exist: the error names the target.
+  CHECK_ERROR(std::runtime_error, io::write_text_atomically(dir.file("no/such/dir.txt"), "x"), "dir.txt");
+}
+
+TEST_CASE("write_file_atomically: two processes writing one target never leave a torn file") {
+  ScratchDir dir("atomic_race");
+  const std::string target = dir.file("race.bin");
+  const std::size_t size = 256 * 1024;
+  const std::string a(size, 'a'), b(size, 'b');
+  io::write_text_atomically(target, a);
+  constexpr int kWrites = 60;
+  // Each process writes its own content many times and checks after each write
+  // that the file holds exactly one writer's content.
+  auto hammer = [&](const std::string& mine) {
+    int torn = 0;
+    for (int i = 0; i < kWrites; ++i) {
+      io::write_text_atomically(target, mine);
+      const std::string got = slurp(target);
+      torn += (got != a && got != b) ? 1 : 0;
+    }
+    return torn;
+  };
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    int torn = 0;
+    try {
+      torn = hammer(b);
+    } catch (...) {
+      ::_exit(3);
+    }
+    ::_exit(torn == 0 ? 0 : 2);
+  }
+  const int torn = hammer(a);
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(torn == 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  const std::string last = slurp(target);
+  CHECK((last == a || last == b));
+  CHECK(entries_of(dir.path) == std::vector<std::string>{"race.bin"});
 }

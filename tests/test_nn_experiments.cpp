@@ -619,4 +619,17 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
   check_usage_error("nn-digits --methods colora,bogus --out " + dir + "/x", dir, "bogus");
   check_usage_error("nn-digits --rank 11 --out " + dir + "/x", dir, "--rank");
   check_usage_error("nn-digits --refit maybe --out " + dir + "/x", dir, "--refit");
+
+  // More training (and test) images per user than a user's pool holds: a usage error naming the flags and the
+  // numbers (1797 images, 719 in the base, 1078 / 8 users = 134 per user), never a negative count of test images.
+  const Run many = run_cli("nn-digits --samples 5,200 --out " + dir + "/x", dir);
+  CHECK(many.code == 2);
+  CHECK(colora_test::count_lines(many.err) == 1);
+  CHECK(many.err.find("--samples 200") != std::string::npos);
+  CHECK(many.err.find("134") != std::string::npos);
+  CHECK(many.err.find("-66") == std::string::npos);
+  check_usage_error("nn-digits --samples 40 --test-per-user 100 --out " + dir + "/x", dir, "--test-per-user 100");
+  check_usage_error("nn-digits --samples none --n 134 --out " + dir + "/x", dir, "--n 134");
+  check_usage_error("nn-digits --users 1000 --out " + dir + "/x", dir, "--users 1000");
+  CHECK(!std::filesystem::exists(dir + "/x"));
 }

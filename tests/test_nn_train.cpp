@@ -2,7 +2,10 @@
 // thread counts, schedules, early stopping, numerical issues), checkpoints.
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstdio>
+#include <functional>
+#include <limits>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -69,6 +72,103 @@ bool bitwise_equal(const std::vector<Matrix<S>>& a, const std::vector<Matrix<S>>
 
 std::string temp_path(const std::string& name) {
   return "colora_test_nn_" + name + "_" + std::to_string(colora_test::seed()) + ".ckpt";
+}
+
+/// A double trainer checkpoint's payload taken apart in the layout of Trainer::save_checkpoint, to
+/// write files that pass the checksum (nn::write_checkpoint_file recomputes it) but carry a bad field.
+struct CkptImage {
+  struct Record {
+    std::int64_t iteration = 0;
+    double train_loss = 0, val_loss = 0;
+    std::vector<double> task_loss, task_accuracy;
+  };
+  std::string tag, fp;
+  std::uint64_t frozen = 0;
+  std::int64_t iter = 0, bad = 0, best_iter = 0;
+  double last = 0, best_val = 0;
+  std::vector<std::int64_t> counters, t;
+  std::vector<Matrix<double>> values, m, v, best;
+  std::vector<Record> hist;
+
+  CkptImage(const std::string& payload, int tasks, int trainable) {
+    nn::BinaryReader r(payload, "image");
+    tag = r.str();
+    fp = r.str();
+    frozen = r.u64();
+    iter = r.i64();
+    last = r.f64();
+    bad = r.i64();
+    best_val = r.f64();
+    best_iter = r.i64();
+    counters.resize(tasks);
+    for (auto& c : counters) c = r.i64();
+    values.resize(trainable);
+    for (auto& x : values) x = r.mat<double>();
+    t.resize(r.u64());
+    m.resize(t.size());
+    v.resize(t.size());
+    for (std::size_t id = 0; id < t.size(); ++id) {
+      t[id] = r.i64();
+      m[id] = r.mat<double>();
+      v[id] = r.mat<double>();
+    }
+    best.resize(r.u64());
+    for (auto& b : best) b = r.mat<double>();
+    hist.resize(r.u64());
+    for (auto& h : hist) {
+      h.iteration = r.i64();
+      h.train_loss = r.f64();
+      h.val_loss = r.f64();
+      h.task_loss.resize(r.u64());
+      for (auto& x : h.task_loss) x = r.f64();
+      h.task_accuracy.resize(r.u64());
+      for (auto& x : h.task_accuracy) x = r.f64();
+    }
+    REQUIRE(r.at_end());
+  }
+  std::string payload() const {
+    nn::BinaryWriter w;
+    w.str(tag);
+    w.str(fp);
+    w.u64(frozen);
+    w.i64(iter);
+    w.f64(last);
+    w.i64(bad);
+    w.f64(best_val);
+    w.i64(best_iter);
+    for (auto c : counters) w.i64(c);
+    for (auto& x : values) w.mat(x);
+    w.u64(t.size());
+    for (std::size_t id = 0; id < t.size(); ++id) {
+      w.i64(t[id]);
+      w.mat(m[id]);
+      w.mat(v[id]);
+    }
+    w.u64(best.size());
+    for (auto& b : best) w.mat(b);
+    w.u64(hist.size());
+    for (auto& h : hist) {
+      w.i64(h.iteration);
+      w.f64(h.train_loss);
+      w.f64(h.val_loss);
+      w.u64(h.task_loss.size());
+      for (double x : h.task_loss) w.f64(x);
+      w.u64(h.task_accuracy.size());
+      for (double x : h.task_accuracy) w.f64(x);
+    }
+    return w.bytes();
+  }
+};
+
+/// The message of the std::runtime_error that loading `path` throws ("" if it loads).
+template <class T>
+std::string load_error(T& trainer, const std::string& path) {
+  try {
+    trainer.load_checkpoint(path);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace
@@ -266,6 +366,169 @@ TEST_CASE("a truncated, corrupt or mismatched checkpoint is refused with the rea
   CHECK_THROWS_WITH_AS(tf.load_checkpoint(path), doctest::Contains("another architecture"), std::invalid_argument);
   std::remove(path.c_str());
   std::remove(bad.c_str());
+}
+
+TEST_CASE("a checkpoint with a valid checksum but a hostile field is refused naming it, changing nothing") {
+  // Security: the checksum can be recomputed by anyone, so every count, counter, shape and value is checked.
+  auto rng = colora_test::rng_for("checkpoint hostile fields");
+  const int k = 3;
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, k);
+  auto data = planted_mlp_data<double>(spec, 20, rng);
+  using T = nn::Trainer<nn::MlpModel<double>>;
+  nn::TrainerOptions o;
+  o.iterations = 6;
+  o.batch_size = 5;
+  o.eval_every = 2;
+  o.patience = 10;  // keeps a best-state snapshot
+  const std::string path = temp_path("hostile"), bad = temp_path("hostile_bad");
+  {
+    nn::MlpModel<double> src(spec);
+    T ts(src, data, o);
+    ts.run();
+    ts.save_checkpoint(path);
+  }
+  nn::MlpModel<double> model(spec);
+  const auto params = nn::param_list(model);
+  int trainable = 0, first_trainable = -1, first_frozen = -1;
+  for (auto* p : params) {
+    if (p->trainable() && first_trainable < 0) first_trainable = p->id;
+    if (!p->trainable() && first_frozen < 0) first_frozen = p->id;
+    trainable += p->trainable() ? 1 : 0;
+  }
+  REQUIRE(first_trainable >= 0);
+  REQUIRE(first_frozen >= 0);
+  const std::string tname = "parameter '" + params[first_trainable]->name + "'";
+  const std::string good = nn::read_checkpoint_file(path);
+  const CkptImage img(good, k, trainable);
+  REQUIRE(img.payload() == good);  // the image mirrors save_checkpoint's layout exactly
+  REQUIRE(img.iter == 6);
+  REQUIRE(img.t.size() == params.size());
+  REQUIRE(img.best.size() == std::size_t(trainable));
+  REQUIRE(img.hist.size() == 3);
+
+  nn::TrainerOptions ot = o;
+  ot.iterations = 8;
+  T tr(model, data, ot);
+  for (int s = 0; s < 2; ++s) REQUIRE(tr.step());
+  const auto before = values_of(model);
+  const std::int64_t big = std::numeric_limits<std::int64_t>::max();
+
+  struct Case {
+    std::string finding;
+    std::function<void(CkptImage&)> edit;
+    std::string field;  // the message must contain it
+  };
+  const std::vector<Case> cases = {
+      {"negative minibatch counter", [](CkptImage& c) { c.counters[1] = -5; },
+       "task 1's minibatch counter -5 is out of range [0, 9007199254740992]"},
+      {"minibatch counter at INT64_MAX", [&](CkptImage& c) { c.counters[0] = big; },
+       "task 0's minibatch counter 9223372036854775807 is out of range"},
+      {"first moment of the wrong shape", [&](CkptImage& c) { c.m[first_trainable] = Matrix<double>::Ones(1, 1); },
+       "first moment of " + tname + " is 1 x 1"},
+      {"second moment of the wrong shape",
+       [&](CkptImage& c) { c.v[first_trainable] = Matrix<double>::Ones(params[first_trainable]->value.cols(), 1); },
+       "second moment of " + tname + " is"},
+      {"moment of a frozen parameter",
+       [&](CkptImage& c) { c.m[first_frozen] = params[first_frozen]->value; },
+       "first moment of frozen parameter '" + params[first_frozen]->name + "'"},
+      {"negative second moment", [&](CkptImage& c) { c.v[first_trainable](0, 0) = -1; },
+       "second moment of " + tname + " has the entry -1"},
+      {"non-finite first moment",
+       [&](CkptImage& c) { c.m[first_trainable](0, 0) = std::numeric_limits<double>::infinity(); },
+       "first moment of " + tname + " has the entry inf"},
+      {"non-finite parameter", [](CkptImage& c) { c.values[0](0, 0) = std::nan(""); }, tname + " has the entry nan"},
+      {"best-state snapshot of the wrong shape", [](CkptImage& c) { c.best[0] = Matrix<double>::Zero(0, 0); },
+       "best-state snapshot of " + tname + " is 0 x 0"},
+      {"step count at INT64_MAX", [&](CkptImage& c) { c.t[first_trainable] = big; },
+       "step count of " + tname + " 9223372036854775807 is out of range"},
+      {"negative step count", [&](CkptImage& c) { c.t[first_trainable] = -1; }, "step count of " + tname + " -1"},
+      {"step count of a frozen parameter", [&](CkptImage& c) { c.t[first_frozen] = 3; },
+       "step count of frozen parameter '" + params[first_frozen]->name + "' 3 is out of range [0, 0]"},
+      {"iteration truncated to int", [](CkptImage& c) { c.iter = (std::int64_t(1) << 32) + 6; },
+       "iteration 4294967302 is out of range [0, 2147483647]"},
+      {"negative iteration", [](CkptImage& c) { c.iter = -3; }, "iteration -3 is out of range"},
+      {"negative bad_evals", [](CkptImage& c) { c.bad = -1; }, "bad_evals -1 is out of range [0, 6]"},
+      {"bad_evals past the iteration", [](CkptImage& c) { c.bad = std::int64_t(1) << 40; }, "bad_evals 1099511627776"},
+      {"best_iteration below -1", [](CkptImage& c) { c.best_iter = -2; }, "best_iteration -2 is out of range [-1, 6]"},
+      {"best_iteration past the iteration", [](CkptImage& c) { c.best_iter = 7; }, "best_iteration 7"},
+      {"NaN best validation loss", [](CkptImage& c) { c.best_val = std::nan(""); }, "best validation loss nan"},
+      {"history record with too many task losses", [](CkptImage& c) { c.hist[0].task_loss.push_back(1.0); },
+       "history record 0 has 4 task losses"},
+      {"history record with one task accuracy", [](CkptImage& c) { c.hist[1].task_accuracy = {0.5}; },
+       "history record 1 has 1 task accuracies"},
+      {"history iteration past the iteration", [](CkptImage& c) { c.hist[2].iteration = 1000; },
+       "history record 2's iteration 1000 is out of range [0, 6]"},
+      {"negative history iteration", [](CkptImage& c) { c.hist[0].iteration = -1; }, "history record 0's iteration -1"},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.finding);
+    CkptImage b = img;
+    c.edit(b);
+    nn::write_checkpoint_file(bad, b.payload());
+    const std::string msg = load_error(tr, bad);
+    CHECK_MESSAGE(msg.find(c.field) != std::string::npos, "message: " << msg);
+    CHECK(msg.find("checkpoint '" + bad + "'") != std::string::npos);
+    CHECK(bitwise_equal(before, values_of(model)));  // a failed load changes nothing
+    CHECK(tr.iteration() == 2);
+  }
+  {
+    // A history length the file cannot hold (the old bound, payload size, let ~100 bytes of memory per
+    // payload byte be allocated): refused from the bytes that remain, before allocating.
+    CkptImage b = img;
+    b.hist.clear();
+    std::string p = b.payload();
+    p.resize(p.size() - 8);
+    nn::BinaryWriter w;
+    w.u64(good.size() - 1);
+    for (int i = 0; i < 50; ++i) w.f64(0.0);
+    p += w.bytes();
+    nn::write_checkpoint_file(bad, p);
+    const std::string msg = load_error(tr, bad);
+    CHECK_MESSAGE(msg.find("history count " + std::to_string(good.size() - 1) + " does not fit") != std::string::npos,
+                  "message: " << msg);
+    CHECK(bitwise_equal(before, values_of(model)));
+  }
+  // The trainer still trains from where it was, and the genuine file still loads and resumes.
+  const auto res = tr.run();
+  CHECK(res.status == colora::Status::MaxIterations);  // patience > 0 and not triggered
+  CHECK(res.iterations == 8);
+  CHECK(!bitwise_equal(before, values_of(model)));
+  bool finite = true;
+  model.visit([&](auto& p) { finite = finite && p.value.allFinite(); });
+  CHECK(finite);
+  nn::MlpModel<double> again(spec);
+  T t2(again, data, ot);
+  t2.load_checkpoint(path);
+  CHECK(t2.iteration() == 6);
+  CHECK(t2.run().iterations == 8);
+  std::remove(path.c_str());
+  std::remove(bad.c_str());
+}
+
+TEST_CASE("trainer: step() refuses to count past INT_MAX iterations") {
+  // A checkpoint may hold any iteration up to INT_MAX; step() must not overflow it.
+  auto rng = colora_test::rng_for("step at int max");
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 2);
+  auto data = planted_mlp_data<double>(spec, 10, rng);
+  nn::MlpModel<double> model(spec);
+  nn::TrainerOptions o;
+  o.iterations = 1;
+  using T = nn::Trainer<nn::MlpModel<double>>;
+  T tr(model, data, o);
+  tr.run();
+  const std::string path = temp_path("int_max"), edited = temp_path("int_max_edited");
+  tr.save_checkpoint(path);
+  int trainable = 0;
+  model.visit([&](auto& p) { trainable += p.trainable() ? 1 : 0; });
+  CkptImage img(nn::read_checkpoint_file(path), 2, trainable);
+  img.iter = std::numeric_limits<int>::max();
+  nn::write_checkpoint_file(edited, img.payload());
+  tr.load_checkpoint(edited);
+  CHECK(tr.iteration() == std::numeric_limits<int>::max());
+  CHECK(tr.run().iterations == std::numeric_limits<int>::max());  // already past options().iterations
+  CHECK_THROWS_WITH_AS(tr.step(), doctest::Contains("iteration 2147483647"), std::invalid_argument);
+  std::remove(path.c_str());
+  std::remove(edited.c_str());
 }
 
 TEST_CASE("trainer: bad data and options are std::invalid_argument naming the field") {

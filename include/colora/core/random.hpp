@@ -102,7 +102,7 @@ class Rng {
 
   /// A rows x cols matrix of iid N(0, stddev^2).
   template <class Scalar>
-  Matrix<Scalar> normal_matrix(Index rows, Index cols, double stddev = 1.0) noexcept {
+  Matrix<Scalar> normal_matrix(Index rows, Index cols, double stddev = 1.0) {
     Matrix<Scalar> m(rows, cols);
     fill_normal(m, stddev);
     return m;

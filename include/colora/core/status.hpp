@@ -21,7 +21,8 @@ enum class StopReason {
   CallbackRequested,  ///< the user's callback returned false
   NonFiniteValue,     ///< a NaN or Inf appeared (objective or iterate)
   SingularSystem,     ///< a linear system could not be solved
-  ClosedForm          ///< a one-shot method: nothing to iterate
+  ClosedForm,         ///< a one-shot method: nothing to iterate
+  DegenerateProblem   ///< the data carry no information (e.g. every task's inputs are zero)
 };
 
 inline const char* to_string(Status s) noexcept {
@@ -43,6 +44,7 @@ inline const char* to_string(StopReason r) noexcept {
     case StopReason::NonFiniteValue: return "non-finite-value";
     case StopReason::SingularSystem: return "singular-system";
     case StopReason::ClosedForm: return "closed-form";
+    case StopReason::DegenerateProblem: return "degenerate-problem";
   }
   return "?";
 }

@@ -59,6 +59,7 @@
 #include "colora/core/errors.hpp"
 #include "colora/core/linalg.hpp"
 #include "colora/core/status.hpp"
+#include "colora/detail/parallel.hpp"
 #include "colora/regression/data.hpp"
 
 namespace colora {
@@ -413,18 +414,18 @@ void grip_search(const Model& model, const GripOptions& opt, Index s, bool maxim
                  const Rng& base, GripResult<Scalar>& res, GripDirection<Scalar>& best, std::vector<double>& task_best,
                  bool& numerical_issue) {
   const Index k = model.num_tasks();
-  const int nt = resolve_threads(opt.num_threads, k);
-  (void)nt;  // unused without OpenMP
   auto better = [maximize](double a, double b) { return maximize ? a > b : a < b; };
   std::vector<GripTaskSearch<Scalar>> runs(static_cast<size_t>(k));
   for (int restart = 0; restart < opt.restarts; ++restart) {
     const Rng rrng = base.substream(std::uint64_t(restart));
-    COLORA_OMP(parallel for num_threads(nt) schedule(static))
-    for (Index i = 0; i < k; ++i) {
-      runs[size_t(i)] = GripTaskSearch<Scalar>();
-      grip_search_task<Scalar>(model, i, opt, s, maximize, shift.empty() ? 0.0 : shift[size_t(i)],
-                               rrng.substream(std::uint64_t(i)), runs[size_t(i)]);
-    }
+    parallel_for(
+        k, opt.num_threads,
+        [&](Index i) {
+          runs[size_t(i)] = GripTaskSearch<Scalar>();
+          grip_search_task<Scalar>(model, i, opt, s, maximize, shift.empty() ? 0.0 : shift[size_t(i)],
+                                   rrng.substream(std::uint64_t(i)), runs[size_t(i)]);
+        },
+        /*static_schedule=*/true);
     ++res.restarts;
     for (Index i = 0; i < k; ++i) {
       auto& run = runs[size_t(i)];
@@ -452,8 +453,6 @@ GripResult<Scalar> grip_estimate_impl(const Model& model, const GripOptions& opt
   bool numerical_issue = false;
 
   // Random directions spread over all tasks.
-  const int nt = resolve_threads(opt.num_threads, k);
-  (void)nt;  // unused without OpenMP
   std::vector<double> num(static_cast<size_t>(k)), den(static_cast<size_t>(k));
   std::vector<Matrix<Scalar>> Cs(static_cast<size_t>(k));
   GripDirection<Scalar> best_max, best_min;
@@ -463,13 +462,15 @@ GripResult<Scalar> grip_estimate_impl(const Model& model, const GripOptions& opt
     Rng r0 = srng.substream(0);
     const Matrix<Scalar> U = haar_orthonormal<Scalar>(r0, q, s);
     const Matrix<Scalar> V = haar_orthonormal<Scalar>(r0, p, s);
-    COLORA_OMP(parallel for num_threads(nt) schedule(static))
-    for (Index i = 0; i < k; ++i) {
-      Rng ri = srng.substream(std::uint64_t(i + 1));
-      Cs[size_t(i)] = ri.normal_matrix<Scalar>(s, s);
-      num[size_t(i)] = model.numerator(i, U, Cs[size_t(i)], V);
-      den[size_t(i)] = double(Cs[size_t(i)].squaredNorm());
-    }
+    parallel_for(
+        k, opt.num_threads,
+        [&](Index i) {
+          Rng ri = srng.substream(std::uint64_t(i + 1));
+          Cs[size_t(i)] = ri.normal_matrix<Scalar>(s, s);
+          num[size_t(i)] = model.numerator(i, U, Cs[size_t(i)], V);
+          den[size_t(i)] = double(Cs[size_t(i)].squaredNorm());
+        },
+        /*static_schedule=*/true);
     res.operator_applications += k;
     ++res.samples;
     double sn = 0.0, sd = 0.0;
@@ -553,18 +554,18 @@ GripExact regression_grip_exact(const RegressionProblem<Scalar>& pb, int num_thr
   GripExact out;
   out.task_lambda_max.assign(size_t(k), 0.0);
   out.task_lambda_min.assign(size_t(k), 0.0);
-  const int nt = detail::resolve_threads(num_threads, k);
-  (void)nt;  // unused without OpenMP
-  COLORA_OMP(parallel for num_threads(nt) schedule(static))
-  for (Index i = 0; i < k; ++i) {
-    const auto& X = pb.tasks[size_t(i)].X;
-    const Index n = X.rows();
-    Matrix<Scalar> G = n >= p ? Matrix<Scalar>(X.transpose() * X) : Matrix<Scalar>(X * X.transpose());
-    G /= Scalar(n);
-    Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(G, Eigen::EigenvaluesOnly);
-    out.task_lambda_max[size_t(i)] = double(es.eigenvalues()(G.rows() - 1));
-    out.task_lambda_min[size_t(i)] = n >= p ? std::max(0.0, double(es.eigenvalues()(0))) : 0.0;
-  }
+  detail::parallel_for(
+      k, num_threads,
+      [&](Index i) {
+        const auto& X = pb.tasks[size_t(i)].X;
+        const Index n = X.rows();
+        Matrix<Scalar> G = n >= p ? Matrix<Scalar>(X.transpose() * X) : Matrix<Scalar>(X * X.transpose());
+        G /= Scalar(n);
+        Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(G, Eigen::EigenvaluesOnly);
+        out.task_lambda_max[size_t(i)] = double(es.eigenvalues()(G.rows() - 1));
+        out.task_lambda_min[size_t(i)] = n >= p ? std::max(0.0, double(es.eigenvalues()(0))) : 0.0;
+      },
+      /*static_schedule=*/true);
   out.argmax_task = 0;
   out.argmin_task = 0;
   for (Index i = 1; i < k; ++i) {

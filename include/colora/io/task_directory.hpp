@@ -6,9 +6,10 @@
 //   dir/W0.npy                             q x p frozen base         (optional)
 //   dir/X_test_<i>.npy, dir/Y_test_<i>.npy held-out split of task i  (optional, both or neither)
 //
-// Other files in the directory are ignored. Every problem with the content
-// is a std::runtime_error naming the file (and, for shapes, the dimension,
-// the expected and the found value).
+// Other names in the directory are ignored, whatever they are; a name of the
+// layout must be a regular file (or a symlink to one). Every problem with the
+// content is a std::runtime_error naming the file (and, for shapes, the
+// dimension, the expected and the found value).
 #pragma once
 
 #include <algorithm>
@@ -76,6 +77,26 @@ inline bool classify_task_file(const std::string& file, TaskFileSet& set, const 
   return false;
 }
 
+/// Fails unless `p` (a layout name) is a regular file after following
+/// symlinks, naming what it is instead. Never opens it (a FIFO would block).
+inline void check_regular_file(const fs::path& p, const std::string& file, const char* where, const fs::path& dir) {
+  std::error_code ec, lec;
+  const fs::file_status st = fs::status(p, ec);  // follows symlinks
+  if (!ec && st.type() == fs::file_type::regular) return;
+  const bool link = fs::is_symlink(fs::symlink_status(p, lec));
+  if (ec)
+    dir_fail(where, dir, file + (link ? " is a symbolic link that cannot be resolved (loop or dangling)"
+                                      : " cannot be accessed: " + ec.message()));
+  const fs::file_type t = st.type();
+  const std::string what = t == fs::file_type::directory ? "a directory"
+                           : t == fs::file_type::fifo    ? "a FIFO (named pipe)"
+                           : t == fs::file_type::socket  ? "a socket"
+                           : t == fs::file_type::block || t == fs::file_type::character
+                               ? "a device (block or character special file)"
+                               : "something other than a regular file";
+  dir_fail(where, dir, file + " is " + (link ? "a symbolic link to " + what : what) + " (expected a regular file)");
+}
+
 /// Reads dir/file and refuses NaN/Inf, naming the file and the position.
 template <class Scalar>
 Matrix<Scalar> read_task_file(const fs::path& dir, const std::string& file, const char* where) {
@@ -97,8 +118,9 @@ Matrix<Scalar> read_task_file(const fs::path& dir, const std::string& file, cons
 /// Throws std::runtime_error naming the directory and the file on: a missing
 /// directory, no X_0.npy, gaps in the numbering, an X_i without Y_i (or the
 /// reverse), an X_test_i without Y_test_i (or the reverse), a test split for
-/// a task that does not exist, any .npy format problem, any shape mismatch,
-/// and NaN/Inf values (validate()).
+/// a task that does not exist, a layout name that is not a regular file (a
+/// directory, FIFO, socket, device or unresolvable symlink; never opened),
+/// any .npy format problem, any shape mismatch, and NaN/Inf values (validate()).
 template <class Scalar>
 RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name) {
   namespace fs = std::filesystem;
@@ -109,9 +131,8 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
 
   detail::TaskFileSet files;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code ec2;
-    if (!it->is_regular_file(ec2)) continue;
-    detail::classify_task_file(it->path().filename().string(), files, where, dir);
+    const std::string file = it->path().filename().string();
+    if (detail::classify_task_file(file, files, where, dir)) detail::check_regular_file(it->path(), file, where, dir);
   }
   if (ec) detail::dir_fail(where, dir, "cannot list the directory: " + ec.message());
 

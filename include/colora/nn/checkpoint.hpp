@@ -4,8 +4,11 @@
 // the version, the length (truncation) and the checksum (corruption) and
 // throws std::runtime_error naming the file and the reason. The payload
 // starts with the architecture fingerprint; a mismatch is std::invalid_argument.
+// The checksum only detects accidents (anyone can recompute it): readers treat
+// the payload as hostile and bound every count and shape (BinaryReader::count, mat).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -64,14 +67,30 @@ class BinaryReader {
   template <class S>
   Matrix<S> mat() {
     const std::int64_t r = i64(), c = i64();
-    if (r < 0 || c < 0 || (c > 0 && std::uint64_t(r) > (b_.size() - pos_) / std::uint64_t(c) / sizeof(S)))
+    if (r < 0 || c < 0 || (c > 0 && std::uint64_t(r) > remaining() / std::uint64_t(c) / sizeof(S)))
       fail("matrix of " + std::to_string(r) + " x " + std::to_string(c) + " does not fit in the payload");
-    Matrix<S> m(r, c);
-    need(sizeof(S) * std::uint64_t(r * c), "matrix");
-    if (r * c > 0) std::memcpy(m.data(), b_.data() + pos_, sizeof(S) * std::size_t(r * c));
-    pos_ += sizeof(S) * std::size_t(r * c);
-    return m;
+    return body<S>(r, c);
   }
+  /// A matrix that must be rows x cols, or 0 x 0 when `may_be_empty`: any other shape is refused
+  /// (naming `what`) before anything is allocated.
+  template <class S>
+  Matrix<S> mat(Index rows, Index cols, bool may_be_empty, const std::string& what) {
+    const std::int64_t r = i64(), c = i64();
+    if (!(r == rows && c == cols) && !(may_be_empty && r == 0 && c == 0))
+      fail(what + " is " + std::to_string(r) + " x " + std::to_string(c) + ", expected " + std::to_string(rows) +
+           " x " + std::to_string(cols) + (may_be_empty && rows * cols != 0 ? " or 0 x 0" : ""));
+    return body<S>(r, c);
+  }
+  /// A u64 count of entries that take at least `min_bytes` each in the payload; a count the rest
+  /// of the payload cannot hold is refused (naming `what`) before anything is allocated.
+  std::uint64_t count(std::uint64_t min_bytes, const std::string& what) {
+    const std::uint64_t n = u64();
+    if (n > remaining() / std::max<std::uint64_t>(min_bytes, 1))
+      fail(what + " count " + std::to_string(n) + " does not fit in the " + std::to_string(remaining()) +
+           " bytes that remain (at least " + std::to_string(min_bytes) + " bytes each)");
+    return n;
+  }
+  std::uint64_t remaining() const noexcept { return b_.size() - pos_; }
   bool at_end() const noexcept { return pos_ == b_.size(); }
   [[noreturn]] void fail(const std::string& why) const {
     throw std::runtime_error("colora::nn checkpoint '" + path_ + "': " + why);
@@ -87,7 +106,16 @@ class BinaryReader {
     return v;
   }
   void need(std::uint64_t n, const char* what) {
-    if (n > b_.size() - pos_) fail(std::string("payload ends inside a ") + what + " (inconsistent content)");
+    if (n > remaining()) fail(std::string("payload ends inside a ") + what + " (inconsistent content)");
+  }
+  template <class S>
+  Matrix<S> body(std::int64_t r, std::int64_t c) {  // r x c, already known to be >= 0 and not to overflow
+    const std::uint64_t n = sizeof(S) * std::uint64_t(r) * std::uint64_t(c);
+    need(n, "matrix");
+    Matrix<S> m(r, c);
+    if (n > 0) std::memcpy(m.data(), b_.data() + pos_, std::size_t(n));
+    pos_ += std::size_t(n);
+    return m;
   }
   const std::string& b_;
   std::string path_;

@@ -19,6 +19,7 @@
 
 #include "colora/core/random.hpp"
 #include "colora/core/status.hpp"
+#include "colora/detail/parallel.hpp"
 #include "colora/nn/checkpoint.hpp"
 #include "colora/nn/loss.hpp"
 #include "colora/nn/optim.hpp"
@@ -195,6 +196,8 @@ class Trainer {
   /// custom loops. Returns false, changing nothing, on a non-finite loss or
   /// gradient.
   bool step() {
+    detail::require(iter_ < std::numeric_limits<int>::max(), "colora::nn::Trainer::step", "iteration ", iter_,
+                    " is the last an int can count");
     if (!one_iteration()) return false;
     ++iter_;
     result_.iterations = iter_;
@@ -265,7 +268,9 @@ class Trainer {
 
   /// Restores a checkpoint written by save_checkpoint for the same
   /// architecture (std::invalid_argument otherwise) and base weights; a
-  /// corrupt or truncated file is std::runtime_error. On any error the
+  /// truncated, corrupt or inconsistent file is std::runtime_error naming the
+  /// file and the field. The payload is treated as hostile: every count, shape
+  /// and value is checked (check_loaded) before it is used. On any error the
   /// trainer and the model are left unchanged.
   void load_checkpoint(const std::string& path) {
     const char* w = "colora::nn::Trainer::load_checkpoint";
@@ -279,68 +284,81 @@ class Trainer {
     if (r.u64() != frozen_hash(model_))
       detail::invalid(w, "checkpoint '", path,
                       "' was written with different frozen (base) weights than this model's");
-    const int iter = int(r.i64());
-    const double last = r.f64();
-    const int bad = int(r.i64());
-    const double best_val = r.f64();
-    const int best_iter = int(r.i64());
-    std::vector<std::int64_t> counters(counters_.size());
-    for (auto& c : counters) c = r.i64();
-    std::vector<Matrix<S>> values;
+    // Parse: counts and shapes are checked here, before anything is allocated.
+    Loaded s;
+    s.iter = r.i64();
+    s.last = r.f64();
+    s.bad = r.i64();
+    s.best_val = r.f64();
+    s.best_iter = r.i64();
+    s.counters.resize(counters_.size());
+    for (auto& c : s.counters) c = r.i64();
     for (auto* p : params_)
-      if (p->trainable()) {
-        values.push_back(r.mat<S>());
-        if (values.back().rows() != p->value.rows() || values.back().cols() != p->value.cols())
-          r.fail("parameter '" + p->name + "' has the wrong shape");
-      }
-    const std::uint64_t nt = r.u64();
-    if (nt != 0 && nt != params_.size()) r.fail("optimizer state has the wrong number of parameters");
-    std::vector<std::int64_t> t(nt);
-    std::vector<Matrix<S>> m(nt), v(nt);
-    for (std::size_t id = 0; id < nt; ++id) {
-      t[id] = r.i64();
-      m[id] = r.mat<S>();
-      v[id] = r.mat<S>();
+      if (p->trainable()) s.values.push_back(r.mat<S>(p->value.rows(), p->value.cols(), false, label(*p)));
+    const std::uint64_t nt = r.count(8 + 2 * 16, "optimizer state");
+    if (nt != 0 && nt != params_.size())
+      r.fail(detail::concat("optimizer state has ", nt, " parameters, the model has ", params_.size()));
+    s.t.resize(nt);
+    s.m.resize(nt);
+    s.v.resize(nt);
+    for (std::size_t id = 0; id < nt; ++id) {  // frozen parameters have no moments
+      const Param<S>& p = *params_[id];
+      const Index rows = p.trainable() ? p.value.rows() : 0, cols = p.trainable() ? p.value.cols() : 0;
+      s.t[id] = r.i64();
+      s.m[id] = r.mat<S>(rows, cols, true, "first moment of " + label(p));
+      s.v[id] = r.mat<S>(rows, cols, true, "second moment of " + label(p));
     }
-    const std::uint64_t nb = r.u64();
-    if (nb != 0 && nb != values.size()) r.fail("best-state snapshot has the wrong number of parameters");
-    std::vector<Matrix<S>> best(nb);
-    for (auto& b : best) b = r.mat<S>();
-    const std::uint64_t nh = r.u64();
-    if (nh > payload.size()) r.fail("history length is inconsistent");
-    std::vector<EvalRecord> hist(nh);
-    for (auto& h : hist) {
-      h.iteration = int(r.i64());
+    const std::uint64_t nb = r.count(16, "best-state snapshot");
+    if (nb != 0 && nb != s.values.size())
+      r.fail(detail::concat("best-state snapshot has ", nb, " matrices, the model has ", s.values.size(),
+                            " trainable parameters"));
+    for (auto* p : params_)
+      if (p->trainable() && s.best.size() < nb)
+        s.best.push_back(r.mat<S>(p->value.rows(), p->value.cols(), false, "best-state snapshot of " + label(*p)));
+    const std::uint64_t k = counters_.size();
+    s.hist.resize(r.count(40 + 8 * k, "history"));  // a record holds k task losses
+    s.hist_iter.resize(s.hist.size());
+    for (std::size_t e = 0; e < s.hist.size(); ++e) {
+      EvalRecord& h = s.hist[e];
+      const std::string what = "history record " + std::to_string(e);
+      s.hist_iter[e] = r.i64();
       h.train_loss = r.f64();
       h.val_loss = r.f64();
-      std::uint64_t n = r.u64();
-      if (n > payload.size()) r.fail("history record is inconsistent");
-      h.task_loss.resize(n);
+      const std::uint64_t nl = r.count(8, what + " task_loss");
+      if (nl != k) r.fail(detail::concat(what, " has ", nl, " task losses, the model has ", k, " tasks"));
+      h.task_loss.resize(nl);
       for (auto& x : h.task_loss) x = r.f64();
-      n = r.u64();
-      if (n > payload.size()) r.fail("history record is inconsistent");
-      h.task_accuracy.resize(n);
+      const std::uint64_t na = r.count(8, what + " task_accuracy");
+      if (na != 0 && na != k)
+        r.fail(detail::concat(what, " has ", na, " task accuracies, expected 0 or ", k, " (one per task)"));
+      h.task_accuracy.resize(na);
       for (auto& x : h.task_accuracy) x = r.f64();
     }
     if (!r.at_end()) r.fail("has unexpected bytes after the trainer state");
+    check_loaded(s, r);
     // Commit.
     std::size_t j = 0;
     for (auto* p : params_)
-      if (p->trainable()) p->value = std::move(values[j++]);
-    opt_.first_moments() = std::move(m);
-    opt_.second_moments() = std::move(v);
-    opt_.step_counts() = std::move(t);
-    iter_ = iter;
-    last_train_loss_ = last;
-    bad_evals_ = bad;
-    counters_ = std::move(counters);
-    best_ = std::move(best);
+      if (p->trainable()) p->value = std::move(s.values[j++]);
+    opt_.first_moments() = std::move(s.m);
+    opt_.second_moments() = std::move(s.v);
+    opt_.step_counts() = std::move(s.t);
+    iter_ = int(s.iter);
+    last_train_loss_ = s.last;
+    bad_evals_ = int(s.bad);
+    counters_ = std::move(s.counters);
+    best_ = std::move(s.best);
+    for (std::size_t e = 0; e < s.hist.size(); ++e) s.hist[e].iteration = int(s.hist_iter[e]);
     result_ = TrainResult{};
-    result_.best_val_loss = best_val;
-    result_.best_iteration = best_iter;
-    result_.iterations = iter;
-    result_.history = std::move(hist);
+    result_.best_val_loss = s.best_val;
+    result_.best_iteration = int(s.best_iter);
+    result_.iterations = iter_;
+    result_.history = std::move(s.hist);
   }
+
+  /// Largest minibatch counter and optimizer step count a checkpoint may hold:
+  /// exact in a double, and 2^63 - 2^53 increments away from overflowing.
+  static constexpr std::int64_t kMaxLoadedCount = std::int64_t(1) << 53;
 
  private:
   struct Work {
@@ -351,6 +369,59 @@ class Trainer {
     std::vector<Index> perm;
     std::int64_t perm_epoch = -1;
   };
+
+  /// The state a checkpoint holds, parsed (counts and shapes checked) but not yet validated or committed.
+  struct Loaded {
+    std::int64_t iter = 0, bad = 0, best_iter = -1;
+    double last = 0, best_val = 0;
+    std::vector<std::int64_t> counters, t, hist_iter;
+    std::vector<Matrix<S>> values, m, v, best;
+    std::vector<EvalRecord> hist;
+  };
+
+  static std::string label(const Param<S>& p) {
+    return (p.trainable() ? "parameter '" : "frozen parameter '") + p.name + "'";
+  }
+
+  /// Checks the parsed state as a whole (every value against its range and
+  /// the other fields) before load_checkpoint commits it; r.fail names the field.
+  void check_loaded(const Loaded& s, const BinaryReader& r) const {
+    auto range = [&](std::int64_t x, std::int64_t lo, std::int64_t hi, const std::string& what) {
+      if (x < lo || x > hi) r.fail(detail::concat(what, " ", x, " is out of range [", lo, ", ", hi, "]"));
+    };
+    // Finite entries; second moments may also be +inf (AdamW reaches it when a squared gradient overflows).
+    auto entries = [&](const Matrix<S>& m, const std::string& what, bool second_moment) {
+      for (Index c = 0; c < m.cols(); ++c)
+        for (Index i = 0; i < m.rows(); ++i) {
+          const double x = double(m(i, c));
+          if (second_moment ? !(x >= 0) : !std::isfinite(x))
+            r.fail(detail::concat(what, " has the entry ", x, " at (", i, ", ", c, "), expected ",
+                                  second_moment ? "a value >= 0" : "a finite value"));
+        }
+    };
+    range(s.iter, 0, std::numeric_limits<int>::max(), "iteration");
+    range(s.bad, 0, s.iter, "bad_evals");
+    range(s.best_iter, -1, s.iter, "best_iteration");
+    if (!(s.best_val > -std::numeric_limits<double>::infinity()))
+      r.fail(detail::concat("best validation loss ", s.best_val, " is not a loss (expected finite or +inf)"));
+    for (std::size_t i = 0; i < s.counters.size(); ++i)
+      range(s.counters[i], 0, kMaxLoadedCount, "task " + std::to_string(i) + "'s minibatch counter");
+    std::size_t j = 0;
+    for (auto* p : params_)
+      if (p->trainable()) {
+        entries(s.values[j], label(*p), false);
+        if (j < s.best.size()) entries(s.best[j], "best-state snapshot of " + label(*p), false);
+        ++j;
+      }
+    for (std::size_t id = 0; id < s.t.size(); ++id) {
+      const Param<S>& p = *params_[id];
+      range(s.t[id], 0, p.trainable() ? kMaxLoadedCount : 0, "step count of " + label(p));
+      entries(s.m[id], "first moment of " + label(p), false);
+      entries(s.v[id], "second moment of " + label(p), true);
+    }
+    for (std::size_t e = 0; e < s.hist_iter.size(); ++e)
+      range(s.hist_iter[e], 0, s.iter, "history record " + std::to_string(e) + "'s iteration");
+  }
 
   void check_split(int i, const Matrix<S>& X, const Matrix<S>& Y, const char* xn, const char* yn, bool val) const {
     const char* w = "colora::nn::Trainer";
@@ -371,21 +442,11 @@ class Trainer {
     (void)val;
   }
 
-  /// Runs f(task) for every task, in parallel; rethrows the first exception.
+  /// Runs f(task) for every task, in parallel; rethrows the first exception (by task).
   template <class F>
   void run_tasks(F&& f) {
-    const int k = model_.num_tasks();
-    std::vector<std::exception_ptr> errs(k);
-    COLORA_OMP(parallel for num_threads(threads_) schedule(static))
-    for (int i = 0; i < k; ++i) {
-      try {
-        f(i);
-      } catch (...) {
-        errs[i] = std::current_exception();
-      }
-    }
-    for (auto& e : errs)
-      if (e) std::rethrow_exception(e);
+    detail::parallel_for(
+        model_.num_tasks(), threads_, [&](Index i) { f(int(i)); }, /*static_schedule=*/true);
   }
 
   void next_batch(int i) {
@@ -493,11 +554,8 @@ class Trainer {
         for (auto& wk : work_) any |= bool(wk.grads.touched[id]);
         if (any) ids.push_back(id);
       }
-      const int nid = int(ids.size());
-      const int nt = detail::resolve_threads(opts_.num_threads, nid);
-      COLORA_OMP(parallel for num_threads(nt) schedule(static))
-      for (int j = 0; j < nid; ++j) {
-        const int id = ids[j];
+      detail::parallel_for(Index(ids.size()), opts_.num_threads, [&](Index j) {
+        const int id = ids[size_t(j)];
         bool first = true;
         for (auto& wk : work_) {  // fixed task order: bitwise identical for any thread count
           if (!wk.grads.touched[id]) continue;
@@ -507,7 +565,7 @@ class Trainer {
             shared_sum_[id] += wk.grads.g[id];
           first = false;
         }
-      }
+      }, /*static_schedule=*/true);
       if (!ids.empty()) opt_.step(params_, ids, shared_sum_);
     }
   }

@@ -129,10 +129,7 @@ class RegressionModel {
       const auto& grams = m_.input_grams();
       Mat H(p * r, p * r);
       const Index blocks = r * (r + 1) / 2;
-      const int nt = resolve_threads(threads_, blocks);
-      (void)nt;
-      COLORA_OMP(parallel for num_threads(nt) schedule(dynamic, 1))
-      for (Index blk = 0; blk < blocks; ++blk) {
+      parallel_for(blocks, threads_, [&](Index blk) {
         Index a = 0, rem = blk;
         while (rem >= r - a) { rem -= r - a; ++a; }
         const Index b = a + rem;
@@ -140,7 +137,7 @@ class RegressionModel {
         for (Index i = 0; i < k; ++i) acc += C_[size_t(i)](a, b) * grams[size_t(i)];
         H.block(a * p, b * p, p, p) = acc;
         if (a != b) H.block(b * p, a * p, p, p) = acc;
-      }
+      });
       return H;
     }
 

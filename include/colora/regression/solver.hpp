@@ -38,6 +38,7 @@
 #include "colora/detail/parallel.hpp"
 #include "colora/diagnostics/recovery_metrics.hpp"
 #include "colora/regression/a_step.hpp"
+#include "colora/regression/data_scale.hpp"
 #include "colora/regression/regression_model.hpp"
 #include "colora/regression/sensing_model.hpp"
 
@@ -117,22 +118,16 @@ class Solver {
   SolverOptions& options() { return options_; }
 
   /// Fits (M1). Throws std::invalid_argument on bad input or options.
+  /// Numerical trouble is a status (info()), never an exception: data at the
+  /// ends of the floating-point range are rescaled exactly (data_scale.hpp);
+  /// tasks whose inputs are zero give a warning, and if every task's are, the
+  /// status is NumericalIssue with StopReason::DegenerateProblem.
   Solver& compute(const RegressionProblem<Scalar>& problem) {
-    problem.validate("colora::Solver::compute");
-    detail::RegressionModel<Scalar> model(problem, options_.num_threads);
-    W0_ = problem.W0;
-    run(model, problem.truth ? &*problem.truth : nullptr, problem.has_test());
-    return *this;
+    return compute_problem<detail::RegressionModel<Scalar>>(problem);
   }
 
   /// Fits (M2).
-  Solver& compute(const SensingProblem<Scalar>& problem) {
-    problem.validate("colora::Solver::compute");
-    detail::SensingModel<Scalar> model(problem, options_.num_threads);
-    W0_ = problem.W0;
-    run(model, problem.truth ? &*problem.truth : nullptr, problem.has_test());
-    return *this;
-  }
+  Solver& compute(const SensingProblem<Scalar>& problem) { return compute_problem<detail::SensingModel<Scalar>>(problem); }
 
   Status info() const { return status_; }
   StopReason stop_reason() const { return stop_reason_; }
@@ -169,6 +164,8 @@ class Solver {
     detail::require(i >= 0 && i < num_tasks(), where, "task ", i, " is out of range [0, ", num_tasks(), ")");
   }
 
+  template <class Model, class Problem>
+  Solver& compute_problem(const Problem& problem);
   template <class Model>
   void run(const Model& model, const GroundTruth<Scalar>* truth, bool has_test);
 
@@ -188,6 +185,9 @@ class Solver {
   std::vector<std::string> warnings_;
   Mat A_, B_, W0_;
   std::vector<Mat> S_;
+  double lambda_ = 0;        ///< options_.lambda at the scale the model works in
+  double report_scale_ = 1;  ///< objective and test MSE of the scaled problem -> the user's scale
+  mutable double last_objective_ = 0;  ///< objective of the last record(), at the model's scale
 };
 
 /// The result of the one-line fit().
@@ -261,12 +261,67 @@ double test_mse(const Problem& problem, const Matrix<typename Problem::Scalar>& 
 // ---------------------------------------------------------------------------
 
 template <class Scalar>
+template <class Model, class Problem>
+Solver<Scalar>& Solver<Scalar>::compute_problem(const Problem& problem) {
+  problem.validate("colora::Solver::compute");
+  options_.validate();
+  warnings_.clear();
+  W0_ = problem.W0;
+  const detail::DataScale sc = detail::choose_data_scale(problem);
+  lambda_ = std::ldexp(options_.lambda, -2 * sc.ex);
+  report_scale_ = std::ldexp(1.0, 2 * sc.ey);
+  // Tasks whose inputs are zero, or so small next to the largest task's that
+  // their squares underflow, cannot inform anything: their cores are 0.
+  const double tiny = std::sqrt(double(std::numeric_limits<Scalar>::min()));
+  const double x_max = [&] {
+    double m = 0;
+    for (Index i = 0; i < problem.num_tasks(); ++i) m = std::max(m, detail::task_magnitudes(problem, i).train_input);
+    return m;
+  }();
+  Index degenerate = 0;
+  for (Index i = 0; i < problem.num_tasks(); ++i) {
+    const double xi = detail::task_magnitudes(problem, i).train_input;
+    if (xi == 0 || std::ldexp(xi, -sc.ex) < tiny) {
+      ++degenerate;
+      warnings_.push_back(detail::concat("task ", i, ": its inputs are ",
+                                         xi == 0 ? std::string("all zero")
+                                                 : detail::concat("negligible (largest |x| = ", xi,
+                                                                  " against ", x_max, " in the largest task)"),
+                                         ": the task cannot inform the fit and its core is 0"));
+    }
+  }
+  if (sc.identity()) {
+    const Model model(problem, options_.num_threads);
+    run(model, problem.truth ? &*problem.truth : nullptr, problem.has_test());
+  } else {
+    warnings_.push_back(detail::concat("the data were rescaled by 2^", -sc.ex, " (inputs) and 2^", -sc.ey,
+                                       " (outputs) to keep sums of squares finite; results are mapped back exactly"));
+    const Problem scaled = detail::scaled_problem(problem, sc);
+    const Model model(scaled, options_.num_threads);
+    run(model, scaled.truth ? &*scaled.truth : nullptr, scaled.has_test());
+    bool finite = true;
+    for (auto& S : S_) finite = (S = detail::times_pow2(S, sc.ey - sc.ex)).allFinite() && finite;
+    if (!finite) {  // the adapter itself is beyond the scalar's range: report, do not hide
+      status_ = Status::NumericalIssue;
+      stop_reason_ = StopReason::NonFiniteValue;
+      warnings_.push_back("the fitted cores exceed the range of the scalar type at the data's scale (outputs are "
+                          "far larger than inputs); rescale the data");
+    }
+  }
+  if (degenerate == problem.num_tasks() && status_ != Status::NumericalIssue) {
+    status_ = Status::NumericalIssue;
+    stop_reason_ = StopReason::DegenerateProblem;
+  }
+  return *this;
+}
+
+template <class Scalar>
 template <class Model>
 bool Solver<Scalar>::s_step(const Model& model, const std::vector<Scalar>& w) {
   const Index k = model.tasks();
   std::vector<char> ok(size_t(k), 1);
   detail::parallel_for_tasks(k, options_.num_threads, [&](Index i) {
-    ok[size_t(i)] = model.solve_core(i, A_, B_, Scalar(options_.lambda) / w[size_t(i)], options_.core, S_[size_t(i)]);
+    ok[size_t(i)] = model.solve_core(i, A_, B_, Scalar(lambda_) / w[size_t(i)], options_.core, S_[size_t(i)]);
   });
   return std::all_of(ok.begin(), ok.end(), [](char c) { return c != 0; });
 }
@@ -279,7 +334,7 @@ double Solver<Scalar>::objective(const Model& model, const std::vector<Scalar>& 
   detail::parallel_for_tasks(k, options_.num_threads,
                              [&](Index i) { li[size_t(i)] = double(w[size_t(i)]) * model.loss(i, A_, B_, S_[size_t(i)]); });
   double f = 0;
-  for (Index i = 0; i < k; ++i) f += li[size_t(i)] + options_.lambda * double(S_[size_t(i)].squaredNorm());
+  for (Index i = 0; i < k; ++i) f += li[size_t(i)] + lambda_ * double(S_[size_t(i)].squaredNorm());
   return f;
 }
 
@@ -291,7 +346,8 @@ IterationRecord Solver<Scalar>::record(const Model& model, const std::vector<Sca
   IterationRecord rec;
   rec.iteration = iter;
   rec.seconds = seconds;
-  rec.objective = objective(model, w);
+  last_objective_ = objective(model, w);
+  rec.objective = last_objective_ * report_scale_;
   if (truth && options_.track_truth) {
     const RecoveryMetrics m = recovery_metrics(*truth, A_, B_, S_);
     rec.dist_a = m.dist_a;
@@ -312,7 +368,7 @@ IterationRecord Solver<Scalar>::record(const Model& model, const std::vector<Sca
       s += se[size_t(i)];
       c += double(cnt[size_t(i)]);
     }
-    rec.test_mse = c > 0 ? s / c : std::numeric_limits<double>::quiet_NaN();
+    rec.test_mse = c > 0 ? s / c * report_scale_ : std::numeric_limits<double>::quiet_NaN();
   }
   return rec;
 }
@@ -336,7 +392,6 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
   stop_reason_ = StopReason::NotStarted;
   iterations_ = 0;
   history_.clear();
-  warnings_.clear();
   std::vector<Scalar> w(static_cast<size_t>(k));
   for (Index i = 0; i < k; ++i) {
     w[size_t(i)] = options_.weighting == TaskWeighting::PerSample ? Scalar(1) : Scalar(1) / Scalar(model.samples(i));
@@ -372,7 +427,12 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
   bool ok = s_step(model, w) && A_.allFinite() && B_.allFinite();
   IterationRecord rec = record(model, w, truth, has_test, 0, elapsed());
   history_.push_back(rec);
-  if (!ok || !std::isfinite(rec.objective)) {
+  if (!ok || !std::isfinite(last_objective_)) {
+    // No good state yet: return the zero adapter (W_i = W_0) on the initial
+    // basis, or on canonical orthonormal factors where that is not finite.
+    if (!A_.allFinite()) A_ = Mat::Identity(r, p);
+    if (!B_.allFinite()) B_ = Mat::Identity(q, r);
+    for (auto& S : S_) S.setZero();
     status_ = Status::NumericalIssue;
     stop_reason_ = ok ? StopReason::NonFiniteValue : StopReason::SingularSystem;
     return;
@@ -385,7 +445,7 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
 
   const double cg_tol = options_.cg_tolerance > 0 ? options_.cg_tolerance
                                                   : 100.0 * double(Eigen::NumTraits<Scalar>::epsilon());
-  double f_prev = rec.objective;
+  double f_prev = last_objective_;
   const double floor_eps = 1000.0 * double(Eigen::NumTraits<Scalar>::epsilon());
   // The objective of the zero adapter: the scale "rounding level" refers to.
   double f_scale = 0;
@@ -462,7 +522,7 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
 
     rec = record(model, w, truth, has_test, it, elapsed());
     rec.a_step_products = ast.products;
-    if (!std::isfinite(rec.objective)) {
+    if (!std::isfinite(last_objective_)) {
       fail(StopReason::NonFiniteValue);
       break;
     }
@@ -473,7 +533,7 @@ void Solver<Scalar>::run(const Model& model, const GroundTruth<Scalar>* truth, b
       stop_reason_ = StopReason::CallbackRequested;
       break;
     }
-    const double f = rec.objective;
+    const double f = last_objective_;
     // Relative change, or an objective at rounding level of the initial one.
     if (std::abs(f_prev - f) <= options_.tolerance * std::abs(f_prev) ||
         f <= f_scale * floor_eps * floor_eps) {
