@@ -67,7 +67,7 @@ int adapt(cli::Args& args) {
   all.samples.clear();
   for (Index i = 0; i < k; ++i) all.samples.push_back(g.samples_of(i));
   for (Index j = 0; j < units; ++j) all.samples.push_back(n_max);
-  exp::check_memory("adapt", all, 1, opts.a_step == AStepSolver::Exact);
+  exp::check_memory(all, 1, opts.a_step == AStepSolver::Exact);
   std::fprintf(stderr, "adapt: generating %lld training + %lld new tasks (p=%lld q=%lld r=%lld) ...\n", (long long)k,
                (long long)units, (long long)g.p, (long long)g.q, (long long)g.rank);
   const RegressionProblem<double> full = generate_regression<double>(all);

@@ -71,8 +71,7 @@ inline double problem_bytes(const GeneratorOptions& g, bool exact_a_step = false
 /// Refuses (a usage error, exit 2) a run whose data alone would exceed the
 /// memory limit, naming the flags that set its size; `copies` problems live at
 /// once (parallel trials).
-inline void check_memory(const char* command, const GeneratorOptions& g, double copies = 1, bool exact = false,
-                         bool sensing = false) {
+inline void check_memory(const GeneratorOptions& g, double copies = 1, bool exact = false, bool sensing = false) {
   const double need = problem_bytes(g, exact, sensing) * copies, limit = memory_limit_bytes();
   if (need <= limit) return;
   char buf[512];
@@ -82,7 +81,6 @@ inline void check_memory(const char* command, const GeneratorOptions& g, double 
                 need / 1073741824.0, (long long)g.tasks, (long long)g.samples_of(0), (long long)g.test_samples,
                 (long long)g.p, (long long)g.q, copies > 1 ? ", times the parallel trials" : "",
                 limit / 1073741824.0);
-  (void)command;
   throw cli::UsageError(buf);
 }
 
@@ -259,7 +257,7 @@ void run_trials(const char* command, const std::string& banner, long runs, int t
       const GeneratorOptions gi = problem_of(run);
       if (problem_bytes(gi) > problem_bytes(largest)) largest = gi;
     }
-    check_memory(command, largest, double(detail::resolve_threads(threads, runs)),
+    check_memory(largest, double(detail::resolve_threads(threads, runs)),
                  options.a_step == AStepSolver::Exact);
   }
   std::fprintf(stderr, "%s: %s\n", command, banner.c_str());

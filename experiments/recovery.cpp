@@ -46,7 +46,7 @@ int recovery(cli::Args& args) {
   if (args.finish()) return 0;
   auto methods = exp::parse_methods(method_names);
   g.validate();
-  exp::check_memory("recovery", g, 1, opts.a_step == AStepSolver::Exact, model == "sensing");
+  exp::check_memory(g, 1, opts.a_step == AStepSolver::Exact, model == "sensing");
   methods = exp::methods_for_rank(methods, method_names, g.p, g.q, opts.rank, "recovery");
 
   std::filesystem::create_directories(out_dir);

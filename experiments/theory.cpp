@@ -158,7 +158,7 @@ int theory(cli::Args& args) {
     throw cli::UsageError(e.what());
   }
   exp::methods_for_rank({"colora"}, {"colora"}, g.p, g.q, opts.rank, "theory");
-  exp::check_memory("theory", g, 1, opts.a_step == AStepSolver::Exact, model == "sensing");
+  exp::check_memory(g, 1, opts.a_step == AStepSolver::Exact, model == "sensing");
   std::filesystem::create_directories(out_dir);
 
   if (experiment == "report") {
@@ -202,7 +202,7 @@ int theory(cli::Args& args) {
       } catch (const std::invalid_argument& e) {
         throw cli::UsageError(std::string("--values ") + fmt(v) + ": " + e.what());
       }
-      exp::check_memory("theory", gi, 1, oi.a_step == AStepSolver::Exact, model == "sensing");
+      exp::check_memory(gi, 1, oi.a_step == AStepSolver::Exact, model == "sensing");
       const Run run = run_model(model, gi, oi, ro, experiment == "error-vs-theta");
       const auto& r = run.report;
       table.row() << experiment << v << t << r.total_samples << r.delta_hat << r.delta_predicted << r.rate.rho

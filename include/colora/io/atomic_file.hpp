@@ -24,27 +24,27 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 namespace colora {
 namespace io {
 namespace detail {
 
-/// 64 random bits as 16 lowercase hex digits (random_device, a process-wide
-/// counter and the clock, mixed by splitmix64).
-inline std::string random_hex64() {
-  static std::atomic<std::uint64_t> counter{0};
-  std::random_device rd;
-  std::uint64_t x = (std::uint64_t(rd()) << 32) ^ rd();
-  x ^= std::uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) * 0xD1B54A32D192ED03ull;
-  x += (counter.fetch_add(1) + 1) * 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  x ^= x >> 31;
+/// 16 lowercase hex digits that no other call of this process returns: a
+/// process-wide counter (high 32 bits) and the clock mixed with the thread
+/// (low 32 bits). With the process id in the name this makes temporaries
+/// unique on a host without any random generator; O_EXCL settles the rest.
+inline std::string unique_hex64() {
+  static std::atomic<std::uint32_t> counter{0};
+  std::uint64_t t = std::uint64_t(std::chrono::system_clock::now().time_since_epoch().count());
+  t ^= std::uint64_t(std::hash<std::thread::id>{}(std::this_thread::get_id())) * 0x9E3779B97F4A7C15ull;
+  t = (t ^ (t >> 30)) * 0xBF58476D1CE4E5B9ull;
+  t = (t ^ (t >> 27)) * 0x94D049BB133111EBull;
+  const std::uint64_t x = (std::uint64_t(counter.fetch_add(1) + 1) << 32) | ((t ^ (t >> 31)) & 0xffffffffull);
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(x));
   return buf;
@@ -52,7 +52,7 @@ inline std::string random_hex64() {
 
 /// A fresh temporary name for `path`: "<path>.tmp.<pid>.<16 hex digits>".
 inline std::string temporary_name(const std::string& path) {
-  return path + ".tmp." + std::to_string(::getpid()) + "." + random_hex64();
+  return path + ".tmp." + std::to_string(::getpid()) + "." + unique_hex64();
 }
 
 /// Directory and file name of `path` ("." for a bare name).

@@ -19,6 +19,9 @@
 #include <optional>
 #include <utility>
 
+#include <vector>
+
+#include "colora/detail/parallel.hpp"
 #include "colora/regression/data.hpp"
 
 namespace colora {
@@ -53,15 +56,22 @@ TaskMagnitudes task_magnitudes(const SensingProblem<Scalar>& pb, Index i) {
   return {x, std::max(x, max_abs(t.M_test)), std::max(max_abs(t.y), max_abs(t.y_test))};
 }
 
-/// The scale the solver applies to `pb` (identity inside the safe range).
+/// task_magnitudes of every task (one pass over the data).
 template <class Problem>
-DataScale choose_data_scale(const Problem& pb) {
-  using Scalar = typename Problem::Scalar;
+std::vector<TaskMagnitudes> all_task_magnitudes(const Problem& pb, int num_threads) {
+  std::vector<TaskMagnitudes> m(size_t(pb.num_tasks()));
+  parallel_for_tasks(pb.num_tasks(), num_threads, [&](Index i) { m[size_t(i)] = task_magnitudes(pb, i); });
+  return m;
+}
+
+/// The scale the solver applies to data with these magnitudes (identity
+/// inside the safe range of Scalar).
+template <class Scalar>
+DataScale choose_data_scale(const std::vector<TaskMagnitudes>& mags) {
   const int E = std::numeric_limits<Scalar>::max_exponent;
   const double lo = std::ldexp(1.0, -E / 4), hi = std::ldexp(1.0, E / 4);
   double mx = 0, my = 0;
-  for (Index i = 0; i < pb.num_tasks(); ++i) {
-    const TaskMagnitudes m = task_magnitudes(pb, i);
+  for (const TaskMagnitudes& m : mags) {
     mx = std::max(mx, m.input);
     my = std::max(my, m.output);
   }

@@ -267,20 +267,18 @@ Solver<Scalar>& Solver<Scalar>::compute_problem(const Problem& problem) {
   options_.validate();
   warnings_.clear();
   W0_ = problem.W0;
-  const detail::DataScale sc = detail::choose_data_scale(problem);
+  const std::vector<detail::TaskMagnitudes> mags = detail::all_task_magnitudes(problem, options_.num_threads);
+  const detail::DataScale sc = detail::choose_data_scale<Scalar>(mags);
   lambda_ = std::ldexp(options_.lambda, -2 * sc.ex);
   report_scale_ = std::ldexp(1.0, 2 * sc.ey);
   // Tasks whose inputs are zero, or so small next to the largest task's that
   // their squares underflow, cannot inform anything: their cores are 0.
   const double tiny = std::sqrt(double(std::numeric_limits<Scalar>::min()));
-  const double x_max = [&] {
-    double m = 0;
-    for (Index i = 0; i < problem.num_tasks(); ++i) m = std::max(m, detail::task_magnitudes(problem, i).train_input);
-    return m;
-  }();
+  double x_max = 0;
+  for (const auto& m : mags) x_max = std::max(x_max, m.train_input);
   Index degenerate = 0;
   for (Index i = 0; i < problem.num_tasks(); ++i) {
-    const double xi = detail::task_magnitudes(problem, i).train_input;
+    const double xi = mags[size_t(i)].train_input;
     if (xi == 0 || std::ldexp(xi, -sc.ex) < tiny) {
       ++degenerate;
       warnings_.push_back(detail::concat("task ", i, ": its inputs are ",
