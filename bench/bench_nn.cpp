@@ -24,14 +24,14 @@ constexpr Index kRank = 8;
 /// Flops of one Linear (n rows, p -> q) with an adapter of rank r (0 = none),
 /// forward and backward (joint schedule: every gradient is computed).
 double linear_flops(double n, double p, double q, double r, bool core, bool need_dx) {
-  double f = 2 * n * p * q;                      // X W0^T
-  if (need_dx) f += 2 * n * q * p;               // dY W0
+  double f = 2 * n * p * q;         // X W0^T
+  if (need_dx) f += 2 * n * q * p;  // dY W0
   if (r > 0) {
-    f += 2 * n * p * r + 2 * n * r * q;          // u = X A^T, (v) B^T
-    f += 2 * n * q * r + 2 * n * q * r;          // gB = dY^T v, dv = dY B
-    f += 2 * n * r * p;                          // gA = du^T X
-    if (core) f += 2 * n * r * r * 3;            // v = u S^T, gS = dv^T u, du = dv S
-    if (need_dx) f += 2 * n * r * p;             // du A
+    f += 2 * n * p * r + 2 * n * r * q;  // u = X A^T, (v) B^T
+    f += 2 * n * q * r + 2 * n * q * r;  // gB = dY^T v, dv = dY B
+    f += 2 * n * r * p;                  // gA = du^T X
+    if (core) f += 2 * n * r * r * 3;    // v = u S^T, gS = dv^T u, du = dv S
+    if (need_dx) f += 2 * n * r * p;     // du A
   }
   return f;
 }
@@ -51,7 +51,7 @@ nn::TrainerOptions step_options(Index batch, int threads) {
   nn::TrainerOptions o;
   o.batch_size = batch;
   o.num_threads = threads;
-  o.iterations = 1 << 30;
+  o.max_iterations = 1 << 30;
   o.optimizer.shared.lr = o.optimizer.personal.lr = 1e-4;
   return o;
 }
@@ -99,13 +99,13 @@ void BM_TransformerStep(benchmark::State& state) {
     benchmark::ClobberMemory();
   }
   const double n = double(batch * T);
-  double flops = linear_flops(n, d, d, 0, false, false);          // input projection
-  flops += linear_flops(n, d, d, kRank, true, true) * 2;            // q, v
-  flops += linear_flops(n, d, d, 0, false, true) * 2;               // k, o
-  flops += linear_flops(n, d, dff, kRank, true, true);              // MLP in
-  flops += linear_flops(n, dff, d, kRank, true, true);              // MLP out
+  double flops = linear_flops(n, d, d, 0, false, false);                      // input projection
+  flops += linear_flops(n, d, d, kRank, true, true) * 2;                      // q, v
+  flops += linear_flops(n, d, d, 0, false, true) * 2;                         // k, o
+  flops += linear_flops(n, d, dff, kRank, true, true);                        // MLP in
+  flops += linear_flops(n, dff, d, kRank, true, true);                        // MLP out
   flops += 12.0 * double(batch * heads) * double(T * T) * double(d / heads);  // attention, fwd + bwd
-  flops += linear_flops(batch, d, 1, 0, false, true);               // head
+  flops += linear_flops(batch, d, 1, 0, false, true);                         // head
   flops *= kTasks;
   state.SetItemsProcessed(state.iterations() * kTasks * batch * T);
   state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);

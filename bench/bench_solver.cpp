@@ -96,8 +96,8 @@ void BM_ColoraIteration(benchmark::State& state) {
   }
   state.counters["FLOP/s"] = benchmark::Counter(total, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["products"] = c;
-  state.SetLabel(std::string(colora::to_string(a_step)) + " k=" + std::to_string(k) + " threads=" +
-                 std::to_string(threads));
+  state.SetLabel(std::string(colora::to_string(a_step)) + " k=" + std::to_string(k) +
+                 " threads=" + std::to_string(threads));
 }
 
 }  // namespace

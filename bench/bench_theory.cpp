@@ -9,8 +9,7 @@
 namespace {
 
 template <class Scalar>
-colora::RegressionProblem<Scalar> gaussian_design(colora::Index k, colora::Index n, colora::Index p,
-                                                  colora::Index q) {
+colora::RegressionProblem<Scalar> gaussian_design(colora::Index k, colora::Index n, colora::Index p, colora::Index q) {
   colora::Rng rng(20261129, 5);
   colora::RegressionProblem<Scalar> pb;
   pb.tasks.resize(size_t(k));

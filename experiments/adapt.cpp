@@ -34,8 +34,8 @@ int adapt(cli::Args& args) {
   const Index trials = Index(args.integer("trials", 1, "trials: independent sets of new tasks", 1, 100000));
   const auto new_samples_ll = args.integers("new-samples", "1,2,4,6,8,12,16,24,32,64,128",
                                             "samples of a new task (comma separated list)", 1, 100000000);
-  const auto method_names =
-      args.list("methods", "colora,fedrep,local,global", "methods (subset of colora,fedrep,local,global)");
+  const auto method_names = args.list("methods", "colora,fedrep,local,global",
+                                      "methods (subset of colora,fedrep,local,global)");
   SolverOptions sopts = exp::read_solver_flags(args, g.rank);
   BaselineOptions opts = exp::read_baseline_flags(args, sopts);
   g.seed = std::uint64_t(args.integer("seed", 1, "seed of the problem and of random initialization", 0));
@@ -96,7 +96,8 @@ int adapt(cli::Args& args) {
 
   // mse[m][s][unit]
   const size_t nm = methods.size(), ns = new_samples.size();
-  std::vector<std::vector<std::vector<double>>> mse(nm, std::vector<std::vector<double>>(ns, std::vector<double>(size_t(units))));
+  std::vector<std::vector<std::vector<double>>> mse(nm, std::vector<std::vector<double>>(ns, std::vector<double>(
+                                                                                                 size_t(units))));
   std::fprintf(stderr, "adapt: adapting %lld new tasks at %zu sample sizes ...\n", (long long)units, ns);
   const double lambda = opts.lambda;
   detail::parallel_for_tasks(units, opts.num_threads, [&](Index j) {
@@ -132,10 +133,11 @@ int adapt(cli::Args& args) {
 
   std::filesystem::create_directories(out_dir);
   io::CsvTable table({"method", "n_new", "trial_count", "mean_test_mse", "ci_low", "ci_high"});
-  std::printf("colora adapt: k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g, %lld new "
-              "tasks x %lld trials, seed=%llu\n",
-              (long long)k, (long long)g.p, (long long)g.q, (long long)g.rank, (long long)g.samples_of(0), g.sigma,
-              g.tau, g.theta_a, g.theta_b, (long long)new_tasks, (long long)trials, (unsigned long long)g.seed);
+  std::printf(
+      "colora adapt: k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g, %lld new "
+      "tasks x %lld trials, seed=%llu\n",
+      (long long)k, (long long)g.p, (long long)g.q, (long long)g.rank, (long long)g.samples_of(0), g.sigma, g.tau,
+      g.theta_a, g.theta_b, (long long)new_tasks, (long long)trials, (unsigned long long)g.seed);
   std::printf("%-8s %6s %6s %14s %14s %14s\n", "method", "n_new", "count", "mean_test_mse", "ci_low", "ci_high");
   for (size_t m = 0; m < nm; ++m)
     for (size_t s = 0; s < ns; ++s) {
@@ -148,10 +150,12 @@ int adapt(cli::Args& args) {
 
   std::string script =
       "set datafile separator ','\nset logscale y\nset logscale x 2\nset format y '10^{%L}'\nset grid\n"
-      "set key top right\nset xlabel 'samples of the new task n_{new}'\nset ylabel 'test MSE of the new task (95% CI)'\n"
-      "set title 'colora adapt: k=" + std::to_string(k) + " training tasks, p=" + std::to_string(g.p) +
-      ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) + ", sigma=" + cli::Args::format(g.sigma) +
-      ", " + std::to_string(units) + " new tasks'\n";
+      "set key top right\nset xlabel 'samples of the new task n_{new}'\nset ylabel 'test MSE of the new task (95% "
+      "CI)'\n"
+      "set title 'colora adapt: k=" +
+      std::to_string(k) + " training tasks, p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) +
+      ", r=" + std::to_string(g.rank) + ", sigma=" + cli::Args::format(g.sigma) + ", " + std::to_string(units) +
+      " new tasks'\n";
   std::string plot_cmd = "plot ";
   for (size_t m = 0; m < nm; ++m) {
     const std::string sel = "(strcol(1) eq '" + methods[m] + "' ? $4 : 1/0)";

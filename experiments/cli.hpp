@@ -30,7 +30,8 @@ class Args {
         help_ = true;
         continue;
       }
-      if (a.rfind("--", 0) != 0 || a.size() <= 2) throw UsageError("unexpected argument '" + a + "' (flags are --name value)");
+      if (a.rfind("--", 0) != 0 || a.size() <= 2)
+        throw UsageError("unexpected argument '" + a + "' (flags are --name value)");
       std::string name = a.substr(2), value;
       const auto eq = name.find('=');
       if (eq != std::string::npos) {
@@ -179,7 +180,8 @@ class Args {
     } catch (...) {
       used = 0;
     }
-    if (used != s.size() || s.empty() || !(v == v)) throw UsageError("flag --" + name + ": '" + s + "' is not a number");
+    if (used != s.size() || s.empty() || !(v == v))
+      throw UsageError("flag --" + name + ": '" + s + "' is not a number");
     if (v < lo || v > hi)
       throw UsageError("flag --" + name + ": " + s + " is out of range [" + format(lo) + ", " + format(hi) + "]");
     return v;

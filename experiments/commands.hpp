@@ -27,13 +27,22 @@ int nn_digits(cli::Args& args);
 inline const Command* commands(size_t& count) {
   static const Command table[] = {
       {"recovery", "planted-truth recovery: every method's error against iteration, next to the oracle", &recovery},
-      {"theory", "guarantee report of one run (GRIP delta, rate rho with CI, floor vs oracle, dof, verdict); --experiment plots", &theory},
-      {"sweep", "vary one knob of the planted problem: every method's test MSE and error, 95% intervals over trials", &sweep},
-      {"phase", "probability of exact recovery on a samples x tasks grid (Clopper-Pearson intervals), heat map", &phase},
+      {"theory",
+       "guarantee report of one run (GRIP delta, rate rho with CI, floor vs oracle, dof, verdict); --experiment plots",
+       &theory},
+      {"sweep", "vary one knob of the planted problem: every method's test MSE and error, 95% intervals over trials",
+       &sweep},
+      {"phase", "probability of exact recovery on a samples x tasks grid (Clopper-Pearson intervals), heat map",
+       &phase},
       {"fit", "bring your own data: fit a method to a directory of .npy task files, write the estimates", &fit},
-      {"adapt", "new tasks with few samples on a fitted shared part: test MSE against n_new per method, 95% CIs", &adapt},
-      {"nn-teacher", "networks: a planted teacher per task on a frozen base; every adapter's test loss and subspace distance", &nn_teacher},
-      {"nn-digits", "networks: rotated handwritten digits per user on a pre-trained frozen MLP; per-user accuracy, 95% CIs", &nn_digits},
+      {"adapt", "new tasks with few samples on a fitted shared part: test MSE against n_new per method, 95% CIs",
+       &adapt},
+      {"nn-teacher",
+       "networks: a planted teacher per task on a frozen base; every adapter's test loss and subspace distance",
+       &nn_teacher},
+      {"nn-digits",
+       "networks: rotated handwritten digits per user on a pre-trained frozen MLP; per-user accuracy, 95% CIs",
+       &nn_digits},
       {"version", "print the library version and build configuration", &version},
   };
   count = sizeof(table) / sizeof(table[0]);

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include <colora/core/errors.hpp>  // before methods.hpp: diagnostics/subspace.hpp uses detail::require
+#include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
 
 #include "commands.hpp"
 #include "methods.hpp"
@@ -30,7 +30,8 @@ namespace colora {
 namespace cmd {
 
 int fit(cli::Args& args) {
-  const std::string data = args.str("data", "", "directory with X_<i>.npy, Y_<i>.npy [, W0.npy, X_test_<i>.npy, Y_test_<i>.npy] (required)");
+  const std::string data =
+      args.str("data", "", "directory with X_<i>.npy, Y_<i>.npy [, W0.npy, X_test_<i>.npy, Y_test_<i>.npy] (required)");
   const std::string method_name = args.str("method", "colora", "method to fit (one name of colora recovery --methods)");
   const long long rank = args.integer("rank", 0, "rank r (required, except for local and global)", 0, 10000);
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, Index(rank)));
@@ -43,7 +44,7 @@ int fit(cli::Args& args) {
   const auto methods = exp::parse_methods({method_name});
   if (methods.size() != 1) throw cli::UsageError("--method takes one method, got '" + method_name + "'");
   const std::string method = methods[0];
-  const bool needs_rank = method != "local" && method != "global";  // the full-rank methods ignore r
+  const bool needs_rank = exp::method_needs_rank(method);  // the full-rank methods (local, global) ignore r
   if (needs_rank && rank < 1) throw cli::UsageError("--rank r is required (a positive integer)");
   if (!needs_rank && rank < 1) opts.rank = 1;
   if (method == "oracle")
@@ -113,15 +114,15 @@ int fit(cli::Args& args) {
                 << outcome.seconds;
   summary.write(out_dir + "/summary.csv");
 
-  std::printf("colora fit: %s, k=%lld p=%lld q=%lld r=%lld: objective %.6e, %d iterations, %s (%s), train MSE %.4e, "
-              "test MSE %.4e\n",
-              method.c_str(), (long long)k, (long long)p, (long long)q, rank, objective, outcome.iterations,
-              to_string(outcome.status), to_string(outcome.stop_reason), train_mse, outcome.test_mse);
+  std::printf(
+      "colora fit: %s, k=%lld p=%lld q=%lld r=%lld: objective %.6e, %d iterations, %s (%s), train MSE %.4e, "
+      "test MSE %.4e\n",
+      method.c_str(), (long long)k, (long long)p, (long long)q, rank, objective, outcome.iterations,
+      to_string(outcome.status), to_string(outcome.stop_reason), train_mse, outcome.test_mse);
   std::string written;
   for (const auto& f : est.shared) written += ", " + f.name + ".npy";
   for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
-  std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(),
-              failed && !write_failed ? "" : written.c_str());
+  std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(), failed && !write_failed ? "" : written.c_str());
   if (failed) return 1;
   if (outcome.status == Status::MaxIterations) {
     std::fprintf(stderr,

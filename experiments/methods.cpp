@@ -11,6 +11,22 @@ namespace exp {
 
 const std::vector<std::string>& known_methods() { return baseline_names(); }
 
+const std::vector<std::string>& wide_rank_methods() {
+  static const std::vector<std::string> m = [] {
+    std::vector<std::string> out;
+    for (const auto& t : baseline_traits())
+      if (t.allows_wide_rank) out.emplace_back(t.name);
+    return out;
+  }();
+  return m;
+}
+
+bool method_needs_rank(const std::string& method) {
+  for (const auto& t : baseline_traits())
+    if (method == t.name) return t.needs_rank;
+  return true;
+}
+
 namespace {
 
 template <class Problem>
@@ -54,8 +70,7 @@ MethodOutcome run_method(const std::string& method, const RegressionProblem<doub
   return run_method_impl(method, pb, options);
 }
 
-MethodOutcome run_method(const std::string& method, const SensingProblem<double>& pb,
-                         const BaselineOptions& options) {
+MethodOutcome run_method(const std::string& method, const SensingProblem<double>& pb, const BaselineOptions& options) {
   return run_method_impl(method, pb, options);
 }
 

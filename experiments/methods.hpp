@@ -79,15 +79,13 @@ inline void check_memory(const GeneratorOptions& g, double copies = 1, bool exac
                 "the problem needs at least %.3g GiB (--tasks %lld, --samples %lld + --test-samples %lld per task, "
                 "--p %lld, --q %lld%s), more than the %.3g GiB allowed (the machine's memory, or --max-memory)",
                 need / 1073741824.0, (long long)g.tasks, (long long)g.samples_of(0), (long long)g.test_samples,
-                (long long)g.p, (long long)g.q, copies > 1 ? ", times the parallel trials" : "",
-                limit / 1073741824.0);
+                (long long)g.p, (long long)g.q, copies > 1 ? ", times the parallel trials" : "", limit / 1073741824.0);
   throw cli::UsageError(buf);
 }
 
-/// The flags of the planted problem (spec section 3). With `with_grid` false
+/// The flags of the planted problem (docs/solver.md, "The generator"). With `with_grid` false
 /// --tasks and --samples are left out (phase: they are the grid axes).
-inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOptions& defaults,
-                                             bool with_grid = true) {
+inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOptions& defaults, bool with_grid = true) {
   GeneratorOptions g = defaults;
   if (with_grid) g.tasks = args.integer("tasks", defaults.tasks, "number of tasks k", 1, 1000000);
   g.p = args.integer("p", defaults.p, "input width p", 1, 100000);
@@ -108,7 +106,8 @@ inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOpt
   g.theta_b = args.real("theta-b", defaults.theta_b, "angle of B_i* from B* (radians)", 0, 1.5707963267948966);
   g.input_condition = args.real("input-condition", defaults.input_condition, "condition number of Sigma", 1, 1e12);
   g.random_base = args.flag("random-base", "random frozen base W_0 (default zero)");
-  const double max_gib = args.real("max-memory", 0, "refuse problems needing more GiB than this (0 = the machine's memory)", 0, 1e9);
+  const double max_gib = args.real("max-memory", 0,
+                                   "refuse problems needing more GiB than this (0 = the machine's memory)", 0, 1e9);
   if (max_gib > 0) memory_limit_bytes() = max_gib * 1073741824.0;
   return g;
 }
@@ -117,13 +116,11 @@ inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOpt
 inline SolverOptions read_solver_flags(cli::Args& args, Index rank) {
   SolverOptions o;
   o.rank = rank;
-  o.a_step = parse_a_step_solver(args.choice("a-step", "cg", {"exact", "cg", "gd"}, "A-step solver"));
-  o.core = parse_core_kind(args.choice("core", "full", {"full", "diagonal"}, "personal core"));
-  o.init = parse_init_kind(args.choice("init", "spectral", {"spectral", "random"}, "initialization"));
-  o.weighting = args.choice("weighting", "per-sample", {"per-sample", "per-task"}, "task weights w_i = 1 or 1/n_i") ==
-                        "per-sample"
-                    ? TaskWeighting::PerSample
-                    : TaskWeighting::PerTask;
+  o.a_step = parse_a_step_solver(args.choice("a-step", "cg", enum_choices<AStepSolver>(), "A-step solver"));
+  o.core = parse_core_kind(args.choice("core", "full", enum_choices<CoreKind>(), "personal core"));
+  o.init = parse_init_kind(args.choice("init", "spectral", enum_choices<InitKind>(), "initialization"));
+  o.weighting = parse_task_weighting(
+      args.choice("weighting", "per-sample", enum_choices<TaskWeighting>(), "task weights w_i = 1 or 1/n_i"));
   o.lambda = args.real("lambda", 0.0, "ridge on the cores", 0, 1e12);
   o.max_iterations = int(args.integer("iters", 50, "maximum iterations", 0, 1000000));
   o.tolerance = args.real("tol", 1e-10, "relative objective change to stop at", 0, 1);
@@ -163,10 +160,10 @@ const std::vector<std::string>& known_methods();
 
 /// Whether the method runs with r > q (personal-head regime): colora-form
 /// methods (B = [I_q 0]), heads, and the rank-free ones.
-inline const std::vector<std::string>& wide_rank_methods() {
-  static const std::vector<std::string> m = {"colora", "fedrep", "fedrep-gd", "mom", "oracle", "local", "global"};
-  return m;
-}
+/// (From the registry's traits, in methods.cpp.)
+const std::vector<std::string>& wide_rank_methods();
+/// Whether the method uses --rank (false for the full-rank local and global).
+bool method_needs_rank(const std::string& method);
 inline bool supports_wide_rank(const std::string& method) {
   const auto& m = wide_rank_methods();
   return std::find(m.begin(), m.end(), method) != m.end();
@@ -227,8 +224,7 @@ inline std::vector<std::string> parse_methods(const std::vector<std::string>& na
 /// translation unit instead of in every subcommand (compile time).
 MethodOutcome run_method(const std::string& method, const RegressionProblem<double>& pb,
                          const BaselineOptions& options);
-MethodOutcome run_method(const std::string& method, const SensingProblem<double>& pb,
-                         const BaselineOptions& options);
+MethodOutcome run_method(const std::string& method, const SensingProblem<double>& pb, const BaselineOptions& options);
 
 /// The same with the solver options only (baseline knobs at their defaults).
 template <class Problem>
@@ -257,8 +253,7 @@ void run_trials(const char* command, const std::string& banner, long runs, int t
       const GeneratorOptions gi = problem_of(run);
       if (problem_bytes(gi) > problem_bytes(largest)) largest = gi;
     }
-    check_memory(largest, double(detail::resolve_threads(threads, runs)),
-                 options.a_step == AStepSolver::Exact);
+    check_memory(largest, double(detail::resolve_threads(threads, runs)), options.a_step == AStepSolver::Exact);
   }
   std::fprintf(stderr, "%s: %s\n", command, banner.c_str());
   Progress progress(command, runs);

@@ -1,17 +1,17 @@
 // Shared helpers of the network experiments (nn-teacher, nn-digits;
 // docs/nn-experiments.md): the digits data loader, bilinear image rotation,
 // the list of adapter methods, subspace distances of learned adapters, the
-// per-task validation split and the model selection every method goes
-// through (fit_selected), the method loop (run_methods) and the summaries
-// over units (tasks / users) and trials. Experiment code, not library code:
-// it may throw std::runtime_error with a message for the user.
+// selection flags, the method loop (run_methods: every method goes through the
+// library's nn::fit_selected, colora/nn/selection.hpp) and the summaries over
+// units (tasks / users) and trials. Experiment code, not library code: it may
+// throw std::runtime_error with a message for the user.
 #pragma once
 
 #include <colora/core/adapter.hpp>
 #include <colora/core/config.hpp>
 #include <colora/core/errors.hpp>
 #include <colora/core/random.hpp>
-#include <colora/diagnostics/subspace.hpp>
+#include <colora/core/subspace.hpp>
 #include <colora/nn/nn.hpp>
 
 #include <algorithm>
@@ -145,12 +145,7 @@ std::vector<double> rotate_image8(const In& img, double degrees) {
 }
 
 /// A deterministic random permutation of 0..n-1 (Fisher-Yates on `rng`).
-inline std::vector<Index> permutation(Index n, Rng rng) {
-  std::vector<Index> p(static_cast<std::size_t>(n));
-  for (Index i = 0; i < n; ++i) p[std::size_t(i)] = i;
-  for (Index i = n - 1; i > 0; --i) std::swap(p[std::size_t(i)], p[std::size_t(rng.below(std::uint64_t(i + 1)))]);
-  return p;
-}
+inline std::vector<Index> permutation(Index n, Rng rng) { return nn::shuffled_indices(n, rng); }
 
 // ---------------------------------------------------------------- methods
 
@@ -253,212 +248,34 @@ inline double sample_sd(const std::vector<double>& v) {
   return std::sqrt(ss / double(n - 1));
 }
 
-// ---------------------------------------------------------------- validation split
-
-/// Number of a task's n training examples held out for validation **[choice]**:
-/// round(fraction * n), at least 1 and at most n - 1 when n >= 2 and
-/// fraction > 0; 0 (no validation) when n < 2 or fraction = 0.
-inline Index validation_count(Index n, double fraction) {
-  if (n < 2 || !(fraction > 0)) return 0;
-  const Index v = Index(std::llround(fraction * double(n)));
-  return std::min<Index>(std::max<Index>(v, 1), n - 1);
-}
-
-/// A split of the examples 0..n-1 of one task into a fitting part and a
-/// validation part: disjoint, together all n, each sorted ascending; which
-/// examples are held out is a deterministic function of `rng`.
-struct TrainValSplit {
-  std::vector<Index> train, val;
-};
-inline TrainValSplit split_train_val(Index n, double fraction, Rng rng) {
-  const std::vector<Index> p = permutation(n, rng);
-  const Index nv = validation_count(n, fraction);
-  TrainValSplit s;
-  s.val.assign(p.begin(), p.begin() + nv);
-  s.train.assign(p.begin() + nv, p.end());
-  std::sort(s.val.begin(), s.val.end());
-  std::sort(s.train.begin(), s.train.end());
-  return s;
-}
-
-/// The examples `idx` of X (T rows per example) and of Y (one row each).
-template <class S>
-void take_examples(const Matrix<S>& X, const Matrix<S>& Y, Index T, const std::vector<Index>& idx, Matrix<S>& Xo,
-                   Matrix<S>& Yo) {
-  Xo.resize(Index(idx.size()) * T, X.cols());
-  Yo.resize(Index(idx.size()), Y.cols());
-  for (std::size_t j = 0; j < idx.size(); ++j) {
-    Xo.middleRows(Index(j) * T, T) = X.middleRows(idx[j] * T, T);
-    Yo.row(Index(j)) = Y.row(idx[j]);
-  }
-}
-
 // ---------------------------------------------------------------- model selection
 
-/// How every method is protected from overfitting (the same rule for all):
-/// each task's training examples are split (split_train_val, `val_fraction`);
-/// for every learning rate of `lrs` and every personal scale of
-/// `personal_ratios` (personal learning rate = scale x shared; a model without
-/// trainable personal parameters tries the first scale only) a fresh model is
-/// trained on the fitting parts for up to `iters` iterations, evaluated on the
-/// validation parts (mean over tasks of the per-task loss) at iteration 0 and
-/// every `eval_every` iterations; the (learning rate, scale, iteration) with
-/// the lowest validation loss is selected (ties: the earlier one, learning
-/// rates outermost). Iteration 0 is the
-/// untrained model (W = W_0 for every adapter), so a method whose training
-/// never helps on validation falls back to the frozen base. `patience` > 0
-/// stops a learning rate after that many evaluations without improvement.
-/// With `refit`, a fresh model is then trained on all the task's examples
-/// with the selected learning rate for the selected number of iterations;
-/// otherwise the best-validation parameters are kept. Without validation data
-/// (val_fraction = 0 or n < 2) the first learning rate is trained for `iters`.
-struct NnSelectionOptions {
-  std::vector<double> lrs{1e-2};            ///< shared learning rates tried
-  std::vector<double> personal_ratios{1.0};  ///< personal learning rate = shared x one of these (tried)
-  int iters = 200;
-  int eval_every = 5;
-  int patience = 0;
-  double val_fraction = 0.2;
-  bool refit = false;
-};
+// The validation split and the selection rule are the library's
+// (colora/nn/selection.hpp); these names are kept for the experiment code and
+// tests/test_nn_experiments.cpp.
+using NnSelectionOptions = nn::SelectionOptions;
+using NnSelection = nn::Selection;
+using TrainValSplit = nn::TrainValSplit;
+using nn::fit_selected;
+using nn::split_train_val;
+using nn::take_examples;
+using nn::validation_count;
 
-/// What fit_selected chose.
-struct NnSelection {
-  double lr = std::numeric_limits<double>::quiet_NaN();
-  double personal_ratio = std::numeric_limits<double>::quiet_NaN();  ///< personal lr / shared lr
-  int iteration = 0;  ///< selected number of iterations (0 = untrained)
-  double val_loss = std::numeric_limits<double>::quiet_NaN();
-  bool numerical_issue = false;  ///< some training stopped on a non-finite value
-};
-
-/// Values of the trainable parameters of `m` (param_list order).
-template <class Model>
-std::vector<Matrix<typename Model::Scalar>> trainable_values(Model& m) {
-  std::vector<Matrix<typename Model::Scalar>> v;
-  for (auto* p : nn::param_list(m))
-    if (p->trainable()) v.push_back(p->value);
-  return v;
-}
-template <class Model>
-void set_trainable_values(Model& m, const std::vector<Matrix<typename Model::Scalar>>& v) {
-  std::size_t j = 0;
-  for (auto* p : nn::param_list(m))
-    if (p->trainable()) p->value = v.at(j++);
-}
-
-/// Trains with a callback that keeps the parameters of the evaluation with
-/// the lowest validation loss (strictly lower: ties keep the earlier), the
-/// initial state (iteration 0) included, and stops after `o.patience`
-/// evaluations without improvement (0 = never). Returns {best iteration,
-/// best loss}; `model` then holds those parameters.
+/// Trains `model` on `data` (o.max_iterations, o.eval_every) keeping the
+/// parameters of the evaluation with the lowest validation loss, the initial
+/// state included (nn::StoreBest), stopping after `o.patience` evaluations
+/// without improvement (nn::EarlyStopAtMinLoss; 0 = never). Returns {best
+/// iteration, best loss}; `model` then holds those parameters.
 template <class Model>
 std::pair<int, double> train_keep_best(Model& model, const std::vector<nn::TaskData<typename Model::Scalar>>& data,
                                        const nn::TrainerOptions& o, bool& numerical_issue) {
   nn::TrainerOptions to = o;
-  to.patience = 0;  // the callback below stops (its count includes the initial state)
+  to.patience = 0;
   nn::Trainer<Model> trainer(model, data, to);
-  double best = trainer.evaluate().val_loss;
-  int best_it = 0;
-  auto snap = trainable_values(model);
-  if (!std::isfinite(best)) best = std::numeric_limits<double>::infinity();
-  int bad = 0;
-  const int patience = o.patience;
-  trainer.set_callback([&](const nn::EvalRecord& rec) {
-    if (rec.val_loss < best) {
-      best = rec.val_loss;
-      best_it = rec.iteration;
-      snap = trainable_values(model);
-      bad = 0;
-    } else {
-      ++bad;
-    }
-    return !(patience > 0 && bad >= patience);
-  });
-  const nn::TrainResult res = trainer.run();
-  if (res.status == Status::NumericalIssue) numerical_issue = true;
-  set_trainable_values(model, snap);
-  return {best_it, best};
-}
-
-/// Trains the model `make()` builds on `train` (one entry per task, X and Y
-/// only) with the selection rule of NnSelectionOptions. `o` gives the loss, the
-/// schedule, batch size and seed; its iterations, learning rates,
-/// eval_every and patience are set here. `split_rng.substream(task)` draws
-/// task's validation split.
-template <class Model, class Make>
-Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Model::Scalar>>& train,
-                   nn::TrainerOptions o, const NnSelectionOptions& sel, const Rng& split_rng, NnSelection& chosen) {
-  using S = typename Model::Scalar;
-  const char* w = "colora::exp::fit_selected";
-  detail::require(!sel.lrs.empty(), w, "no learning rate to try");
-  detail::require(!sel.personal_ratios.empty(), w, "no personal learning-rate scale to try");
-  detail::require(sel.eval_every >= 1, w, "eval_every = ", sel.eval_every, " must be >= 1");
-  Model model = make();
-  const Index T = model.rows_per_example();
-  std::vector<nn::TaskData<S>> fit(train.size());
-  bool have_val = sel.val_fraction > 0;
-  for (std::size_t i = 0; i < train.size(); ++i) {
-    const Index n = train[i].Y.rows();
-    const TrainValSplit sp = split_train_val(n, sel.val_fraction, split_rng.substream(std::uint64_t(i)));
-    if (sp.val.empty()) have_val = false;
-    take_examples(train[i].X, train[i].Y, T, sp.train, fit[i].X, fit[i].Y);
-    take_examples(train[i].X, train[i].Y, T, sp.val, fit[i].X_val, fit[i].Y_val);
-  }
-  auto set_lr = [&](double lr, double ratio, int iters) {
-    o.optimizer.shared.lr = lr;
-    o.optimizer.personal.lr = lr * ratio;
-    o.iterations = iters;
-  };
-  // `model` trained on all the examples for `iters` iterations, no evaluation.
-  auto train_on_all = [&](double lr, double ratio, int iters) {
-    set_lr(lr, ratio, iters);
-    o.eval_every = 0;
-    o.patience = 0;
-    nn::Trainer<Model> trainer(model, train, o);
-    chosen.numerical_issue |= trainer.run().status == Status::NumericalIssue;
-  };
-  bool has_personal = false;  // the personal scale only matters if something personal is trained
-  for (auto* p : nn::param_list(model)) has_personal |= p->trainable() && p->role == nn::ParamRole::Personal;
-  chosen = NnSelection{};
-  if (!have_val) {  // nothing to select on: the first candidate, the full budget, all examples
-    chosen.lr = sel.lrs[0];
-    chosen.iteration = sel.iters;
-    if (has_personal) chosen.personal_ratio = sel.personal_ratios[0];
-    if (sel.iters > 0) train_on_all(sel.lrs[0], sel.personal_ratios[0], sel.iters);
-    return model;
-  }
-  const std::size_t nratios = has_personal ? sel.personal_ratios.size() : 1;
-  std::vector<Matrix<S>> best_vals = trainable_values(model);
-  double best = std::numeric_limits<double>::infinity();
-  bool first = true;
-  for (std::size_t li = 0; li < sel.lrs.size(); ++li)
-    for (std::size_t ri = 0; ri < nratios; ++ri) {
-      Model m = make();
-      set_lr(sel.lrs[li], sel.personal_ratios[ri], sel.iters);
-      nn::TrainerOptions run_o = o;
-      run_o.eval_every = sel.eval_every;
-      run_o.patience = sel.patience;  // applied by train_keep_best's callback
-      run_o.restore_best = false;
-      bool issue = false;
-      const auto r = train_keep_best(m, fit, run_o, issue);
-      chosen.numerical_issue |= issue;
-      if (first || r.second < best) {  // ties keep the earlier candidate
-        first = false;
-        best = r.second;
-        chosen.lr = sel.lrs[li];
-        chosen.personal_ratio = has_personal ? sel.personal_ratios[ri] : std::numeric_limits<double>::quiet_NaN();
-        chosen.iteration = r.first;
-        chosen.val_loss = r.second;
-        best_vals = trainable_values(m);
-      }
-    }
-  if (!sel.refit) {
-    set_trainable_values(model, best_vals);
-    return model;
-  }
-  if (chosen.iteration > 0)
-    train_on_all(chosen.lr, has_personal ? chosen.personal_ratio : sel.personal_ratios[0], chosen.iteration);
-  return model;
+  nn::EarlyStopAtMinLoss stop(o.patience);
+  nn::StoreBest<typename Model::Scalar> keep;
+  numerical_issue |= trainer.run(stop, keep).status == Status::NumericalIssue;
+  return {keep.best_iteration(), keep.best_loss()};
 }
 
 // ---------------------------------------------------------------- method loop and summaries
@@ -470,9 +287,9 @@ Model fit_selected(const Make& make, const std::vector<nn::TaskData<typename Mod
 struct SelectionSummary {
   MeanInterval iterations, lr, personal_ratio;
 };
-inline SelectionSummary summarize_selection(const std::vector<NnSelection>& per_trial) {
+inline SelectionSummary summarize_selection(const std::vector<nn::Selection>& per_trial) {
   std::vector<double> it, lr, pr;
-  for (const NnSelection& s : per_trial) {
+  for (const nn::Selection& s : per_trial) {
     it.push_back(double(s.iteration));
     lr.push_back(s.lr);
     pr.push_back(s.personal_ratio);
@@ -484,8 +301,9 @@ template <class Table>
 void selection_rows(Table& table, const std::string& sweep, double value, const std::string& method,
                     const SelectionSummary& s) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const std::pair<const char*, const MeanInterval*> rows[] = {
-      {"selected_iterations", &s.iterations}, {"selected_lr", &s.lr}, {"selected_personal_lr_scale", &s.personal_ratio}};
+  const std::pair<const char*, const MeanInterval*> rows[] = {{"selected_iterations", &s.iterations},
+                                                              {"selected_lr", &s.lr},
+                                                              {"selected_personal_lr_scale", &s.personal_ratio}};
   for (const auto& r : rows)
     table.row() << sweep << value << method << r.first << r.second->count << r.second->mean << r.second->low
                 << r.second->high << nan;
@@ -495,20 +313,19 @@ void selection_rows(Table& table, const std::string& sweep, double value, const 
 using UnitMetrics = std::vector<std::vector<double>>;  ///< [metric][unit]
 struct NnOutcome {
   UnitMetrics metrics;
-  NnSelection selection;
+  nn::Selection selection;
 };
 
 /// The method loop both experiments share: for every method, build its
 /// student with `make(method)` (a callable returning a Model), fit it with
-/// fit_selected (method `none` is not trained), then `evaluate(model,
+/// nn::fit_selected (method `none` is not trained), then `evaluate(model,
 /// method)` returns the per-unit test metrics. A non-finite training value
 /// is reported on stderr as a warning naming `program` and the method.
 template <class Model, class MakeFor, class Evaluate>
-std::vector<NnOutcome> run_methods(const char* program, const std::vector<std::string>& methods,
-                                       const MakeFor& make,
-                                       const std::vector<nn::TaskData<typename Model::Scalar>>& train,
-                                       const nn::TrainerOptions& o, const NnSelectionOptions& sel, const Rng& split_rng,
-                                       const Evaluate& evaluate) {
+std::vector<NnOutcome> run_methods(const char* program, const std::vector<std::string>& methods, const MakeFor& make,
+                                   const std::vector<nn::TaskData<typename Model::Scalar>>& train,
+                                   const nn::TrainerOptions& o, const nn::SelectionOptions& sel, const Rng& split_rng,
+                                   const Evaluate& evaluate) {
   std::vector<NnOutcome> out;
   for (std::size_t mi = 0; mi < methods.size(); ++mi) {
     NnOutcome r;
@@ -518,7 +335,7 @@ std::vector<NnOutcome> run_methods(const char* program, const std::vector<std::s
       Model m = build();
       r.metrics = evaluate(m, method);
     } else {
-      Model m = fit_selected<Model>(build, train, o, sel, split_rng, r.selection);
+      Model m = nn::fit_selected<Model>(build, train, o, sel, split_rng, r.selection);
       if (r.selection.numerical_issue)
         std::fprintf(stderr, "%s: warning: %s stopped on a non-finite value during training\n", program,
                      method.c_str());
@@ -610,12 +427,12 @@ void run_points(const std::vector<Key>& keys, long trials, int threads, const st
 
 /// The training and selection flags both experiments share (--iters, --lr,
 /// --personal-lr-scale, --val-fraction, --eval-every, --patience, --refit).
-inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, const std::string& default_lrs,
-                                          const std::string& default_refit, int default_patience) {
-  NnSelectionOptions s;
-  s.iters = int(args.integer("iters", default_iters,
-                             "maximum training iterations per learning rate (the same budget for every method)", 0,
-                             100000000));
+inline nn::SelectionOptions parse_selection(cli::Args& args, int default_iters, const std::string& default_lrs,
+                                            const std::string& default_refit, int default_patience) {
+  nn::SelectionOptions s;
+  s.max_iterations = int(
+      args.integer("iters", default_iters,
+                   "maximum training iterations per learning rate (the same budget for every method)", 0, 100000000));
   s.lrs = args.reals("lr", default_lrs,
                      "AdamW learning rates tried per method; the one with the lowest validation loss is kept", 1e-12,
                      1e3);
@@ -639,15 +456,16 @@ inline NnSelectionOptions parse_selection(cli::Args& args, int default_iters, co
 }
 
 /// One line describing the selection rule, for the printed header.
-inline std::string describe_selection(const NnSelectionOptions& s) {
+inline std::string describe_selection(const nn::SelectionOptions& s) {
   auto join = [](const std::vector<double>& v) {
     std::string out;
     for (double x : v) out += (out.empty() ? "" : ",") + cli::Args::format(x);
     return out;
   };
-  return "iters<=" + std::to_string(s.iters) + " lr in {" + join(s.lrs) + "} personal x{" + join(s.personal_ratios) + "}" +
-         ", val-fraction " + cli::Args::format(s.val_fraction) + ", eval every " + std::to_string(s.eval_every) +
-         ", patience " + std::to_string(s.patience) + ", refit " + (s.refit ? "yes" : "no");
+  return "iters<=" + std::to_string(s.max_iterations) + " lr in {" + join(s.lrs) + "} personal x{" +
+         join(s.personal_ratios) + "}" + ", val-fraction " + cli::Args::format(s.val_fraction) + ", eval every " +
+         std::to_string(s.eval_every) + ", patience " + std::to_string(s.patience) + ", refit " +
+         (s.refit ? "yes" : "no");
 }
 
 /// One value of a sweep list given to --`flag`: a number (an integer if
@@ -661,8 +479,8 @@ inline double parse_sweep_value(const std::string& flag, const std::string& s, d
     used = 0;
   }
   if (used != s.size() || s.empty() || !(v >= lo && v <= hi) || (integer && v != std::floor(v)))
-    throw cli::UsageError("flag --" + flag + ": '" + s + "' is not " + (integer ? "an integer" : "a number") +
-                          " in [" + cli::Args::format(lo) + ", " + cli::Args::format(hi) + "]");
+    throw cli::UsageError("flag --" + flag + ": '" + s + "' is not " + (integer ? "an integer" : "a number") + " in [" +
+                          cli::Args::format(lo) + ", " + cli::Args::format(hi) + "]");
   return v;
 }
 

@@ -11,7 +11,7 @@
 // base, a personal linear probe (a personal full-rank update of the
 // classifier head on frozen features), and every adapter kind on every
 // Linear, all with the same training budget and the same selection rule
-// (exp::fit_selected: a validation split of each user's own labeled images
+// (nn::fit_selected: a validation split of each user's own labeled images
 // picks the learning rate and the iteration, then a refit on all of them).
 //
 // Trials differ in the split (base/user, pools) and hence in the base model.
@@ -47,8 +47,8 @@ struct DigitsConfig {
   double alpha = 0, angle = 45, base_fraction = 0.4;
   CoreKind core = CoreKind::Full;
   int pretrain_iters = 400;
-  exp::NnSelectionOptions sel;  ///< iterations, learning rates, validation split, refit
-  Index test_per_user = 0;  ///< resolved before the runs
+  nn::SelectionOptions sel;  /// iterations, learning rates, validation split, refit
+  Index test_per_user = 0;   ///< resolved before the runs
 };
 
 /// One trial's split and frozen base model.
@@ -80,7 +80,8 @@ void make_set(const exp::Digits& d, const std::vector<Index>& idx, std::size_t f
     const Index i = idx[j];
     double img[64];
     for (int k = 0; k < 64; ++k) img[k] = d.X(i, k);
-    const std::vector<double> rot = degrees == 0.0 ? std::vector<double>(img, img + 64) : exp::rotate_image8(img, degrees);
+    const std::vector<double> rot = degrees == 0.0 ? std::vector<double>(img, img + 64)
+                                                   : exp::rotate_image8(img, degrees);
     for (int k = 0; k < 64; ++k) X(Index(j - from), k) = rot[std::size_t(k)] / 16.0;
     Y(Index(j - from), 0) = double(d.labels[std::size_t(i)]);
   }
@@ -102,7 +103,7 @@ TrialBase prepare_trial(const exp::Digits& d, const DigitsConfig& c, std::uint64
   make_set(d, tb.base_idx, 0, tb.base_idx.size(), 0.0, data[0].X, data[0].Y);
   nn::TrainerOptions o;
   o.loss = nn::LossKind::CrossEntropy;
-  o.iterations = c.pretrain_iters;
+  o.max_iterations = c.pretrain_iters;
   o.batch_size = 64;
   o.optimizer.shared.lr = 1e-2;
   o.optimizer.shared.weight_decay = 1e-4;
@@ -147,8 +148,8 @@ struct Point {
 };
 
 /// Per method: metrics [test accuracy per user, test loss per user] and the selection made.
-std::vector<exp::NnOutcome> run_point(const exp::Digits& d, const DigitsConfig& c, const TrialBase& tb,
-                                          const Point& pt, const std::vector<std::string>& methods, std::uint64_t ts) {
+std::vector<exp::NnOutcome> run_point(const exp::Digits& d, const DigitsConfig& c, const TrialBase& tb, const Point& pt,
+                                      const std::vector<std::string>& methods, std::uint64_t ts) {
   std::vector<nn::TaskData<double>> data(std::size_t(c.users)), test(std::size_t(c.users));
   for (int u = 0; u < c.users; ++u) {
     const double ang = c.users == 1 ? c.angle : c.angle + pt.spread * (double(u) / double(c.users - 1) - 0.5);
@@ -186,19 +187,28 @@ int nn_digits(cli::Args& args) {
   const std::string data_path = args.str("data", exp::default_digits_path(), "the digits CSV (64 pixels 0..16, label)");
   c.users = int(args.integer("users", 8, "users k (each gets a disjoint pool of the user part)", 1, 10000));
   c.angle = args.real("angle", 45, "common rotation angle (degrees)", -360, 360);
-  const auto spreads = args.list("angle-spread", "0,90,180,270,360", "angle spreads to sweep (degrees; user angles evenly spread over it); 'none' skips");
+  const auto spreads = args.list("angle-spread", "0,90,180,270,360",
+                                 "angle spreads to sweep (degrees; user angles evenly spread over it); 'none' skips");
   const auto samples = args.list("samples", "5,10,20,40", "labeled examples per user to sweep; 'none' skips");
-  const long ref_n = long(args.integer("n", 10, "reference samples per user (held fixed in the angle-spread sweep)", 1, 1000000));
-  const double ref_spread = args.real("spread", 180, "reference angle spread (held fixed in the samples sweep)", 0, 720);
-  c.test_per_user = Index(args.integer("test-per-user", 0, "held-out test images per user (0 = all images of the pool not usable for training)", 0, 1000000));
-  c.base_fraction = args.real("base-fraction", 0.4, "fraction of the images in the base (pre-training) part", 0.01, 0.99);
+  const long ref_n = long(
+      args.integer("n", 10, "reference samples per user (held fixed in the angle-spread sweep)", 1, 1000000));
+  const double ref_spread = args.real("spread", 180, "reference angle spread (held fixed in the samples sweep)", 0,
+                                      720);
+  c.test_per_user = Index(
+      args.integer("test-per-user", 0,
+                   "held-out test images per user (0 = all images of the pool not usable for training)", 0, 1000000));
+  c.base_fraction = args.real("base-fraction", 0.4, "fraction of the images in the base (pre-training) part", 0.01,
+                              0.99);
   c.hidden = Index(args.integer("hidden", 32, "hidden width of the MLP 64 -> hidden -> 10", 1, 4096));
-  c.pretrain_iters = int(args.integer("pretrain-iters", 400, "pre-training iterations (AdamW, minibatch 64)", 1, 100000000));
+  c.pretrain_iters = int(
+      args.integer("pretrain-iters", 400, "pre-training iterations (AdamW, minibatch 64)", 1, 100000000));
   c.rank = Index(args.integer("rank", 4, "adapter rank r", 1, 1024));
   c.alpha = args.real("alpha", 0.0, "adapter scale alpha (update scaled by alpha/r; 0 means alpha = r)", 0, 1e6);
   c.sel = exp::parse_selection(args, 200, "0.01", "yes", 0);
-  c.core = parse_core_kind(args.choice("core", "diagonal", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
-  const long trials = long(args.integer("trials", 10, "trials (random splits, pre-trained bases) per point", 1, 1000000));
+  c.core = parse_core_kind(
+      args.choice("core", "diagonal", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
+  const long trials = long(
+      args.integer("trials", 10, "trials (random splits, pre-trained bases) per point", 1, 1000000));
   const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   std::vector<std::string> known = {"none", "probe"};
@@ -241,26 +251,26 @@ int nn_digits(cli::Args& args) {
     const std::string test = c.test_per_user > 0 ? "--test-per-user " + std::to_string(c.test_per_user) + " test images"
                                                  : "at least 1 test image";
     throw cli::UsageError(max_flag + " " + std::to_string(max_n) + " training and " + test + " per user need " +
-                          std::to_string(max_n + want_test) +
-                          " images per user, but --users " + std::to_string(c.users) + " share the " +
-                          std::to_string(N - nb) + " user images (" + std::to_string(N) + " images, --base-fraction " +
-                          cli::Args::format(c.base_fraction) + " for the base): " + std::to_string(pool) +
-                          " each (lower " + max_flag + (c.test_per_user > 0 ? ", --test-per-user" : "") +
-                          ", --users or --base-fraction)");
+                          std::to_string(max_n + want_test) + " images per user, but --users " +
+                          std::to_string(c.users) + " share the " + std::to_string(N - nb) + " user images (" +
+                          std::to_string(N) + " images, --base-fraction " + cli::Args::format(c.base_fraction) +
+                          " for the base): " + std::to_string(pool) + " each (lower " + max_flag +
+                          (c.test_per_user > 0 ? ", --test-per-user" : "") + ", --users or --base-fraction)");
   }
   if (c.test_per_user == 0) c.test_per_user = pool - max_n;
   std::filesystem::create_directories(out_dir);
 
   const long np = long(points.size()), nm = long(methods.size());
-  std::fprintf(stderr, "nn-digits: %lld images (%lld base, %lld per user, %lld test per user), %ld points x %ld trials x %ld methods\n",
+  std::fprintf(stderr,
+               "nn-digits: %lld images (%lld base, %lld per user, %lld test per user), %ld points x %ld trials x %ld "
+               "methods\n",
                (long long)N, (long long)nb, (long long)pool, (long long)c.test_per_user, np, trials, nm);
   std::vector<TrialBase> bases(static_cast<std::size_t>(trials));
   std::vector<std::vector<exp::NnOutcome>> results;
   {
     exp::Progress progress("nn-digits: pre-training", trials);
-    exp::parallel_runs(trials, threads, "pre-training of trial", &progress, [&](long t) {
-      bases[std::size_t(t)] = prepare_trial(d, c, exp::trial_seed(seed, t));
-    });
+    exp::parallel_runs(trials, threads, "pre-training of trial", &progress,
+                       [&](long t) { bases[std::size_t(t)] = prepare_trial(d, c, exp::trial_seed(seed, t)); });
   }
   {
     std::vector<std::pair<Index, double>> keys;  // what a run depends on besides the trial
@@ -295,17 +305,17 @@ int nn_digits(cli::Args& args) {
       const exp::TrialSummary loss = exp::summarize_trials(per_trial(pi, m, 1));
       acc_ci[k] = acc.ci;
       acc_sd[k] = acc.unit_sd;
-      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_accuracy" << acc.ci.count
-                  << acc.ci.mean << acc.ci.low << acc.ci.high << acc.unit_sd;
-      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_loss" << loss.ci.count
-                  << loss.ci.mean << loss.ci.low << loss.ci.high << loss.unit_sd;
+      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_accuracy" << acc.ci.count << acc.ci.mean
+                  << acc.ci.low << acc.ci.high << acc.unit_sd;
+      table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "test_loss" << loss.ci.count << loss.ci.mean
+                  << loss.ci.low << loss.ci.high << loss.unit_sd;
       if (have_colora && m != ci_colora) {
         gap_ci[k] = exp::paired_difference(per_trial(pi, ci_colora, 0), per_trial(pi, m, 0));
         table.row() << pt.sweep << pt.value << methods[std::size_t(m)] << "colora_minus_method_accuracy"
                     << gap_ci[k].count << gap_ci[k].mean << gap_ci[k].low << gap_ci[k].high << nan;
       }
       if (methods[std::size_t(m)] != "none") {
-        std::vector<exp::NnSelection> chosen;
+        std::vector<nn::Selection> chosen;
         for (long t = 0; t < trials; ++t)
           chosen.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].selection);
         const exp::SelectionSummary ss = exp::summarize_selection(chosen);
@@ -318,13 +328,13 @@ int nn_digits(cli::Args& args) {
   double base_acc = 0;
   for (const auto& b : bases) base_acc += b.base_acc_unrotated;
   base_acc /= double(trials);
-  std::printf("colora nn-digits: %d users, angle %g deg, MLP 64-%lld-10, rank %lld, core %s; %s; %lld test images "
-              "per user, %ld trials, seed=%llu; base accuracy on unrotated user images %.3f\n",
-              c.users, c.angle, (long long)c.hidden, (long long)c.rank, to_string(c.core),
-              exp::describe_selection(c.sel).c_str(), (long long)c.test_per_user,
-              trials, (unsigned long long)seed, base_acc);
-  std::printf("%-13s %6s %-12s %28s %8s %8s %28s\n", "sweep", "value", "method", "accuracy mean [95% CI]",
-              "user_sd", "sel_iter", "colora - method [95% CI]");
+  std::printf(
+      "colora nn-digits: %d users, angle %g deg, MLP 64-%lld-10, rank %lld, core %s; %s; %lld test images "
+      "per user, %ld trials, seed=%llu; base accuracy on unrotated user images %.3f\n",
+      c.users, c.angle, (long long)c.hidden, (long long)c.rank, to_string(c.core),
+      exp::describe_selection(c.sel).c_str(), (long long)c.test_per_user, trials, (unsigned long long)seed, base_acc);
+  std::printf("%-13s %6s %-12s %28s %8s %8s %28s\n", "sweep", "value", "method", "accuracy mean [95% CI]", "user_sd",
+              "sel_iter", "colora - method [95% CI]");
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
       const std::size_t k = std::size_t(pi * nm + m);

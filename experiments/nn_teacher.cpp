@@ -3,10 +3,10 @@
 // A random frozen "foundation" network (MLP or one transformer block) is the
 // base W_0 of every layer. Task i's teacher adds planted updates
 // B_i* S_i* A_i* to the adapted projections, with the similarity knobs of the
-// linear generator (spec section 3: theta_a, theta_b rotate the shared
+// linear generator (docs/solver.md, "The generator": theta_a, theta_b rotate the shared
 // subspaces, tau spreads the cores, kappa their condition number). Every
 // adapter kind is trained from the same frozen base with the multi-task
-// trainer under the same selection rule (exp::fit_selected: a validation
+// trainer under the same selection rule (nn::fit_selected: a validation
 // split of each task's own training examples picks the learning rates and the
 // iteration, then a refit on all of them); reported: per-task test loss and
 // the distance of the learned adapter subspaces to the teacher's shared A*,
@@ -50,7 +50,7 @@ struct TeacherConfig {
 };
 
 struct TrainConfig {
-  exp::NnSelectionOptions sel;  ///< iterations, learning rates, validation split, refit
+  nn::SelectionOptions sel;  /// iterations, learning rates, validation split, refit
   double alpha = 0;
   CoreKind core = CoreKind::Full;
   nn::Schedule schedule = nn::Schedule::Joint;
@@ -99,8 +99,7 @@ std::vector<nn::Linear<double>*> adapted(nn::TransformerModel<double>& m) {
 /// metrics [test_loss per task, dist_A, dist_B] and the selection made.
 template <class Model>
 std::vector<exp::NnOutcome> run_one(const TeacherConfig& c, const TrainConfig& tc,
-                                    const std::vector<AdapterKind>& kinds,
-                                    std::uint64_t trial_seed) {
+                                    const std::vector<AdapterKind>& kinds, std::uint64_t trial_seed) {
   const Model* tag = nullptr;
   const Rng root(trial_seed, 0x7EAC4E);
   const std::uint64_t base_seed = root.substream(0).next_u64();
@@ -201,21 +200,26 @@ int nn_teacher(cli::Args& args) {
   c.d_model = Index(args.integer("d-model", 16, "transformer: model width", 1, 4096));
   c.heads = Index(args.integer("heads", 2, "transformer: attention heads (must divide --d-model)", 1, 256));
   c.rank = Index(args.integer("rank", 2, "rank r of the planted updates and of every adapter", 1, 1024));
-  c.tau = args.real("tau", 1.0, "core diversity tau (spec section 3)", 0, 1e6);
+  c.tau = args.real("tau", 1.0, "core diversity tau (docs/solver.md, The generator)", 0, 1e6);
   c.kappa = args.real("kappa", 2.0, "condition number kappa of the planted cores", 1, 1e12);
-  c.theta_a = args.real("theta-a", 0.0, "reference principal angle of A_i* to A* (radians, 0..pi/2)", 0, 1.5707963267948966);
-  c.theta_b = args.real("theta-b", 0.0, "reference principal angle of B_i* to B* (radians, 0..pi/2)", 0, 1.5707963267948966);
+  c.theta_a = args.real("theta-a", 0.0, "reference principal angle of A_i* to A* (radians, 0..pi/2)", 0,
+                        1.5707963267948966);
+  c.theta_b = args.real("theta-b", 0.0, "reference principal angle of B_i* to B* (radians, 0..pi/2)", 0,
+                        1.5707963267948966);
   c.strength = args.real("strength", 1.0, "scale of the planted updates (largest singular value)", 0, 1e6);
   c.sigma = args.real("sigma", 0.1, "output noise standard deviation", 0, 1e6);
-  c.tasks = int(args.integer("k", 8, "reference number of tasks (held fixed in the samples and theta sweeps)", 1, 100000));
-  c.samples = Index(args.integer("n", 20, "reference samples per task (held fixed in the theta and tasks sweeps)", 1, 100000000));
+  c.tasks = int(
+      args.integer("k", 8, "reference number of tasks (held fixed in the samples and theta sweeps)", 1, 100000));
+  c.samples = Index(
+      args.integer("n", 20, "reference samples per task (held fixed in the theta and tasks sweeps)", 1, 100000000));
   c.test_samples = Index(args.integer("test-samples", 200, "held-out test examples per task", 1, 100000000));
   const auto samples_list = sweep_list(args, "samples", "5,10,20,40,80", "samples per task to sweep");
   const auto theta_list = sweep_list(args, "theta", "0,0.1,0.3,0.6,1.2", "theta_a = theta_b values to sweep (radians)");
   const auto tasks_list = sweep_list(args, "tasks", "2,4,8,16,32", "numbers of tasks to sweep");
   TrainConfig tc;
   tc.sel = exp::parse_selection(args, 300, "0.01", "yes", 0);
-  tc.core = parse_core_kind(args.choice("core", "full", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
+  tc.core = parse_core_kind(
+      args.choice("core", "full", {"full", "diagonal"}, "colora: personal core S_i full r x r or diagonal"));
   tc.alpha = args.real("alpha", 0.0, "adapter scale alpha (update scaled by alpha/r; 0 means alpha = r)", 0, 1e6);
   tc.schedule = nn::parse_schedule(args.choice("schedule", "joint", {"joint", "alternating"}, "trainer schedule"));
   tc.batch = Index(args.integer("batch", 0, "minibatch size per task (0 = full batch)", 0, 100000000));
@@ -224,14 +228,16 @@ int nn_teacher(cli::Args& args) {
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   std::vector<std::string> known;
   for (AdapterKind k : exp::all_adapter_kinds()) known.push_back(to_string(k));
-  const auto methods = exp::parse_method_list(args.list("methods", "all", "adapter kinds to train (comma separated, or all)"), known);
+  const auto methods =
+      exp::parse_method_list(args.list("methods", "all", "adapter kinds to train (comma separated, or all)"), known);
   const std::string out_dir = args.str("out", "results/nn-teacher", "output directory");
   if (args.finish()) return 0;
 
   std::vector<AdapterKind> kinds;
   for (const auto& m : methods) kinds.push_back(parse_adapter_kind(m));
   if (c.transformer && c.d_model % c.heads != 0)
-    throw cli::UsageError("--heads " + std::to_string(c.heads) + " does not divide --d-model " + std::to_string(c.d_model));
+    throw cli::UsageError("--heads " + std::to_string(c.heads) + " does not divide --d-model " +
+                          std::to_string(c.d_model));
   const double half_pi = 1.5707963267948966;
   std::vector<Point> points;
   for (const auto& s : samples_list) {
@@ -284,8 +290,7 @@ int nn_teacher(cli::Args& args) {
   // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]; sel_iter: mean selected iterations over trials
   std::vector<exp::MeanInterval> summary(std::size_t(np * nm * 3));
   std::vector<double> task_sd(std::size_t(np * nm));
-  std::vector<exp::MeanInterval> sel_iter(std::size_t(np * nm)),
-      gap(std::size_t(np * nm));
+  std::vector<exp::MeanInterval> sel_iter(std::size_t(np * nm)), gap(std::size_t(np * nm));
   const long ci_colora = long(std::find(kinds.begin(), kinds.end(), AdapterKind::Colora) - kinds.begin());
   const bool have_colora = ci_colora < nm;
   io::CsvTable table({"sweep", "value", "method", "metric", "trials", "mean", "ci_low", "ci_high", "task_sd"});
@@ -316,29 +321,31 @@ int nn_teacher(cli::Args& args) {
                     << nan;
       }
       if (kinds[std::size_t(m)] == AdapterKind::None) continue;
-      std::vector<exp::NnSelection> chosen;
-      for (long t = 0; t < trials; ++t) chosen.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].selection);
+      std::vector<nn::Selection> chosen;
+      for (long t = 0; t < trials; ++t)
+        chosen.push_back(results[std::size_t(pi * trials + t)][std::size_t(m)].selection);
       const exp::SelectionSummary ss = exp::summarize_selection(chosen);
       sel_iter[k] = ss.iterations;
-      exp::selection_rows(table, points[std::size_t(pi)].sweep, points[std::size_t(pi)].value, methods[std::size_t(m)], ss);
+      exp::selection_rows(table, points[std::size_t(pi)].sweep, points[std::size_t(pi)].value, methods[std::size_t(m)],
+                          ss);
     }
   table.write(out_dir + "/nn_teacher.csv");
 
-  std::printf("colora nn-teacher: arch=%s p=%lld hidden=%lld q=%lld r=%lld tau=%g kappa=%g strength=%g sigma=%g "
-              "(noise floor %.3g), reference k=%d n=%lld theta_a=%g theta_b=%g; %s; %ld trials, seed=%llu\n",
-              arch.c_str(), (long long)c.p, (long long)c.hidden, (long long)c.q, (long long)c.rank, c.tau, c.kappa,
-              c.strength, c.sigma, c.sigma * c.sigma, c.tasks, (long long)c.samples, c.theta_a, c.theta_b,
-              exp::describe_selection(tc.sel).c_str(), trials, (unsigned long long)seed);
+  std::printf(
+      "colora nn-teacher: arch=%s p=%lld hidden=%lld q=%lld r=%lld tau=%g kappa=%g strength=%g sigma=%g "
+      "(noise floor %.3g), reference k=%d n=%lld theta_a=%g theta_b=%g; %s; %ld trials, seed=%llu\n",
+      arch.c_str(), (long long)c.p, (long long)c.hidden, (long long)c.q, (long long)c.rank, c.tau, c.kappa, c.strength,
+      c.sigma, c.sigma * c.sigma, c.tasks, (long long)c.samples, c.theta_a, c.theta_b,
+      exp::describe_selection(tc.sel).c_str(), trials, (unsigned long long)seed);
   std::printf("%-8s %7s %-12s %30s %9s %8s %8s %8s %30s\n", "sweep", "value", "method", "test_loss mean [95% CI]",
               "task_sd", "dist_A", "dist_B", "sel_iter", "colora - method [95% CI]");
   for (long pi = 0; pi < np; ++pi)
     for (long m = 0; m < nm; ++m) {
       const auto& a = summary[std::size_t((pi * nm + m) * 3)];
-      std::printf("%-8s %7g %-12s %10.4g [%8.4g,%8.4g] %9.3g %8.3f %8.3f %8.1f",
-                  points[std::size_t(pi)].sweep.c_str(), points[std::size_t(pi)].value,
-                  methods[std::size_t(m)].c_str(), a.mean, a.low, a.high, task_sd[std::size_t(pi * nm + m)],
-                  summary[std::size_t((pi * nm + m) * 3 + 1)].mean, summary[std::size_t((pi * nm + m) * 3 + 2)].mean,
-                  sel_iter[std::size_t(pi * nm + m)].mean);
+      std::printf("%-8s %7g %-12s %10.4g [%8.4g,%8.4g] %9.3g %8.3f %8.3f %8.1f", points[std::size_t(pi)].sweep.c_str(),
+                  points[std::size_t(pi)].value, methods[std::size_t(m)].c_str(), a.mean, a.low, a.high,
+                  task_sd[std::size_t(pi * nm + m)], summary[std::size_t((pi * nm + m) * 3 + 1)].mean,
+                  summary[std::size_t((pi * nm + m) * 3 + 2)].mean, sel_iter[std::size_t(pi * nm + m)].mean);
       if (have_colora && m != ci_colora)
         std::printf(" %+9.4f [%+9.4f,%+9.4f]", gap[std::size_t(pi * nm + m)].mean, gap[std::size_t(pi * nm + m)].low,
                     gap[std::size_t(pi * nm + m)].high);
@@ -352,9 +359,9 @@ int nn_teacher(cli::Args& args) {
     if (std::find(sweeps.begin(), sweeps.end(), pt.sweep) == sweeps.end()) sweeps.push_back(pt.sweep);
   const int ns = int(sweeps.size());
   std::string script = "set multiplot layout 2," + std::to_string(ns) + " title 'colora nn-teacher (" + arch +
-                       ", r=" + std::to_string(c.rank) + ", tau=" + cli::Args::format(c.tau) + ", reference k=" +
-                       std::to_string(c.tasks) + ", n=" + std::to_string(c.samples) + ", theta=" +
-                       cli::Args::format(c.theta_a) + "; " + std::to_string(trials) +
+                       ", r=" + std::to_string(c.rank) + ", tau=" + cli::Args::format(c.tau) +
+                       ", reference k=" + std::to_string(c.tasks) + ", n=" + std::to_string(c.samples) +
+                       ", theta=" + cli::Args::format(c.theta_a) + "; " + std::to_string(trials) +
                        " trials, 95% t-intervals)'\nset grid\nset key top right font ',8'\n"
                        "set offsets graph 0.03, graph 0.03, 0, 0\n";
   auto block = [&](long pi, long m, int row) {
@@ -367,15 +374,17 @@ int nn_teacher(cli::Args& args) {
       return io::CsvTable::number(points[std::size_t(pi)].value) + " " + io::CsvTable::number(ci.mean) + " " +
              io::CsvTable::number(lo) + " " + io::CsvTable::number(hi) + "\n";
     }
-    const double d = exp::finite_mean({summary[std::size_t((pi * nm + m) * 3 + 1)].mean,
-                                       summary[std::size_t((pi * nm + m) * 3 + 2)].mean});
+    const double d = exp::finite_mean(
+        {summary[std::size_t((pi * nm + m) * 3 + 1)].mean, summary[std::size_t((pi * nm + m) * 3 + 2)].mean});
     if (!std::isfinite(d)) return s;
     return io::CsvTable::number(points[std::size_t(pi)].value) + " " + io::CsvTable::number(d) + "\n";
   };
   for (int row = 0; row < 2; ++row)
     for (int si = 0; si < ns; ++si) {
       const std::string& sw = sweeps[std::size_t(si)];
-      const std::string xl = sw == "samples" ? "samples per task" : sw == "theta" ? "theta_a = theta_b (rad)" : "tasks k";
+      const std::string xl = sw == "samples" ? "samples per task"
+                             : sw == "theta" ? "theta_a = theta_b (rad)"
+                                             : "tasks k";
       script += "set xlabel '" + xl + "'\n";
       script += sw == "theta" ? "unset logscale x\n" : "set logscale x 2\n";
       if (row == 0)
@@ -391,8 +400,8 @@ int nn_teacher(cli::Args& args) {
         const std::string name = "$t" + std::to_string(row) + "_" + std::to_string(si) + "_" + std::to_string(m);
         script += name + " << EOD\n" + d + "EOD\n";
         plots += std::string(plots.empty() ? "plot " : ", ") + name +
-                 (row == 0 ? " using 1:2:3:4 with yerrorlines" : " using 1:2 with linespoints") +
-                 " lc " + std::to_string(m + 1) + " pt 7 ps 0.6 lw 2 title '" + methods[std::size_t(m)] + "'";
+                 (row == 0 ? " using 1:2:3:4 with yerrorlines" : " using 1:2 with linespoints") + " lc " +
+                 std::to_string(m + 1) + " pt 7 ps 0.6 lw 2 title '" + methods[std::size_t(m)] + "'";
       }
       script += (plots.empty() ? "set multiplot next" : plots) + "\n";
     }

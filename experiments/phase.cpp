@@ -12,7 +12,7 @@
 // seed exp::trial_seed(seed, t), so phase.csv is byte-identical for any
 // --threads.
 #include <colora/core/config.hpp>
-#include <colora/core/errors.hpp>  // before methods.hpp: diagnostics/subspace.hpp uses detail::require
+#include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
 
 #include <algorithm>
 #include <cmath>
@@ -54,7 +54,8 @@ int phase(cli::Args& args) {
   GeneratorOptions g = exp::read_generator_flags(args, defaults, /*with_grid=*/false);
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
   const double threshold = args.real("threshold", 1e-6, "success: max(dist_a, dist_b) below this", 0, 1e6);
-  const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
+  const auto seed = std::uint64_t(
+      args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   const auto method_names = args.list("methods", "colora", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/phase", "output directory");
@@ -104,13 +105,14 @@ int phase(cli::Args& args) {
       }
   table.write(out_dir + "/phase.csv");
 
-  std::printf("colora phase: p=%lld q=%lld r=%lld sigma=%g tau=%g kappa=%g, %ld trials per cell, success = max(dist_a, "
-              "dist_b) < %g, seed=%llu\n",
-              (long long)g.p, (long long)g.q, (long long)g.rank, g.sigma, g.tau, g.kappa, trials, threshold,
-              (unsigned long long)seed);
+  std::printf(
+      "colora phase: p=%lld q=%lld r=%lld sigma=%g tau=%g kappa=%g, %ld trials per cell, success = max(dist_a, "
+      "dist_b) < %g, seed=%llu\n",
+      (long long)g.p, (long long)g.q, (long long)g.rank, g.sigma, g.tau, g.kappa, trials, threshold,
+      (unsigned long long)seed);
   for (long m = 0; m < nm; ++m) {
-    std::printf("%s: probability of exact recovery (rows: tasks k, columns: samples n_i)\n%8s", methods[size_t(m)].c_str(),
-                "k \\ n_i");
+    std::printf("%s: probability of exact recovery (rows: tasks k, columns: samples n_i)\n%8s",
+                methods[size_t(m)].c_str(), "k \\ n_i");
     for (long si = 0; si < ns; ++si) std::printf(" %6lld", samples[size_t(si)]);
     std::printf("\n");
     for (long ki = nk - 1; ki >= 0; --ki) {
@@ -121,10 +123,12 @@ int phase(cli::Args& args) {
   }
 
   // Heat map per method: cells at grid positions (the lists need not be evenly spaced).
-  std::string script = "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')\nset cbrange [0:1]\n"
-                       "set cblabel 'P(exact recovery)'\nset xlabel 'samples per task n_i' noenhanced\nset ylabel 'tasks k'\n"
-                       "set xrange [-0.5:" + std::to_string(ns) + "-0.5]\nset yrange [-0.5:" + std::to_string(nk) +
-                       "-0.5]\nset size ratio -1\nunset key\nset xtics (";
+  std::string script =
+      "set palette defined (0 '#f7fbff', 0.5 '#6baed6', 1 '#08306b')\nset cbrange [0:1]\n"
+      "set cblabel 'P(exact recovery)'\nset xlabel 'samples per task n_i' noenhanced\nset ylabel 'tasks k'\n"
+      "set xrange [-0.5:" +
+      std::to_string(ns) + "-0.5]\nset yrange [-0.5:" + std::to_string(nk) +
+      "-0.5]\nset size ratio -1\nunset key\nset xtics (";
   for (long si = 0; si < ns; ++si)
     script += std::string(si ? ", " : "") + "'" + std::to_string(samples[size_t(si)]) + "' " + std::to_string(si);
   script += ")\nset ytics (";

@@ -35,8 +35,10 @@ namespace plot {
 inline std::string quote(const std::string& s) {
   std::string r = "'";
   for (char c : s) {
-    if (c == '\n' || c == '\r') r += std::string("'.\"") + (c == '\n' ? "\\n" : "\\r") + "\".'";
-    else r += c == '\'' ? std::string("''") : std::string(1, c);
+    if (c == '\n' || c == '\r')
+      r += std::string("'.\"") + (c == '\n' ? "\\n" : "\\r") + "\".'";
+    else
+      r += c == '\'' ? std::string("''") : std::string(1, c);
   }
   return r + "'";
 }
@@ -102,8 +104,10 @@ inline std::string run_gnuplot(const std::string& script_path) {
 /// to stderr saying why (and how to get plots) and returns false.
 inline bool render_png(const std::string& png_path, const std::string& script, int width = 900, int height = 600) {
   if (!gnuplot_available()) {
-    std::fprintf(stderr, "colora: gnuplot not found, skipped %s (the CSV is written; run `bash .ci/setup` or "
-                         "`apt-get install gnuplot-nox` for plots)\n", png_path.c_str());
+    std::fprintf(stderr,
+                 "colora: gnuplot not found, skipped %s (the CSV is written; run `bash .ci/setup` or "
+                 "`apt-get install gnuplot-nox` for plots)\n",
+                 png_path.c_str());
     return false;
   }
   // Unique per process and call; ends in .png (not a write_file_atomically temporary).

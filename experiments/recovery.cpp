@@ -72,16 +72,18 @@ int recovery(cli::Args& args) {
 
   // Expected held-out MSE of the core oracle (exact model, Sigma = I), averaged over tasks.
   double oracle_mse = 0;
-  for (Index i = 0; i < g.tasks; ++i) oracle_mse += oracle_core_test_mse(g.sigma, long(g.q), long(g.rank), long(g.samples_of(i)));
+  for (Index i = 0; i < g.tasks; ++i)
+    oracle_mse += oracle_core_test_mse(g.sigma, long(g.q), long(g.rank), long(g.samples_of(i)));
   oracle_mse /= double(g.tasks);
   if (model == "sensing") oracle_mse = std::numeric_limits<double>::quiet_NaN();
 
   io::CsvTable summary({"method", "final_dist_a", "final_dist_b", "mean_rel_err", "median_rel_err", "max_rel_err",
                         "test_mse", "oracle_mse", "iterations", "seconds"});
   io::CsvTable history({"method", "iter", "seconds", "objective", "dist_a", "dist_b", "mean_rel_err", "test_mse"});
-  std::printf("colora recovery: %s, k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g seed=%llu\n",
-              model.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank,
-              (long long)g.samples_of(0), g.sigma, g.tau, g.theta_a, g.theta_b, (unsigned long long)g.seed);
+  std::printf(
+      "colora recovery: %s, k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g seed=%llu\n",
+      model.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank, (long long)g.samples_of(0),
+      g.sigma, g.tau, g.theta_a, g.theta_b, (unsigned long long)g.seed);
   std::printf("%-12s %10s %10s %12s %12s %12s %12s %6s %8s  %s\n", "method", "dist_a", "dist_b", "mean_rel_err",
               "max_rel_err", "test_mse", "oracle_mse", "iters", "seconds", "status");
   for (const auto& r : results) {
@@ -101,19 +103,24 @@ int recovery(cli::Args& args) {
   // Plot: the chosen error per iteration, log scale; closed-form methods
   // (the oracle among them) as level lines.
   const int column = plot_metric == "dist-a" ? 5 : plot_metric == "dist-b" ? 6 : plot_metric == "test-mse" ? 8 : 7;
-  const char* ylabel = plot_metric == "dist-a"   ? "principal-angle distance of A (sin theta_max)"
-                       : plot_metric == "dist-b" ? "principal-angle distance of B (sin theta_max)"
+  const char* ylabel = plot_metric == "dist-a"     ? "principal-angle distance of A (sin theta_max)"
+                       : plot_metric == "dist-b"   ? "principal-angle distance of B (sin theta_max)"
                        : plot_metric == "test-mse" ? "held-out MSE"
                                                    : "mean per-task relative error";
   auto final_value = [&](const exp::MethodOutcome& r) {
-    return column == 5 ? r.metrics.dist_a : column == 6 ? r.metrics.dist_b : column == 8 ? r.test_mse
-                                                                                          : r.metrics.mean_rel_err;
+    return column == 5   ? r.metrics.dist_a
+           : column == 6 ? r.metrics.dist_b
+           : column == 8 ? r.test_mse
+                         : r.metrics.mean_rel_err;
   };
   std::string script =
       "set datafile separator ','\nset logscale y\nset format y '10^{%L}'\nset grid\nset key outside right\n"
-      "set xlabel 'iteration'\nset ylabel '" + std::string(ylabel) + "'\n"
-      "set title 'colora recovery: k=" + std::to_string(g.tasks) + ", p=" + std::to_string(g.p) +
-      ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) + ", n_i=" + std::to_string(g.samples_of(0)) +
+      "set xlabel 'iteration'\nset ylabel '" +
+      std::string(ylabel) +
+      "'\n"
+      "set title 'colora recovery: k=" +
+      std::to_string(g.tasks) + ", p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) +
+      ", r=" + std::to_string(g.rank) + ", n_i=" + std::to_string(g.samples_of(0)) +
       ", sigma=" + cli::Args::format(g.sigma) + "'\n";
   std::string plot_cmd = "plot ";
   bool first = true;

@@ -42,7 +42,8 @@ struct MeanInterval {
 /// Mean and Student-t interval of the finite entries of `values` (NaN and Inf
 /// entries, e.g. from a failed run, are left out and not counted).
 inline MeanInterval mean_interval(const std::vector<double>& values, double level = 0.95) {
-  if (!(level > 0 && level < 1)) throw std::invalid_argument("colora::exp::mean_interval: level must be in (0, 1), got " + std::to_string(level));
+  if (!(level > 0 && level < 1))
+    throw std::invalid_argument("colora::exp::mean_interval: level must be in (0, 1), got " + std::to_string(level));
   MeanInterval out;
   double sum = 0;
   for (double v : values)
@@ -76,18 +77,21 @@ inline ProportionInterval clopper_pearson(long successes, long trials, double le
   if (trials < 1 || successes < 0 || successes > trials)
     throw std::invalid_argument("colora::exp::clopper_pearson: need 0 <= successes <= trials, trials >= 1, got " +
                                 std::to_string(successes) + " of " + std::to_string(trials));
-  if (!(level > 0 && level < 1)) throw std::invalid_argument("colora::exp::clopper_pearson: level must be in (0, 1), got " + std::to_string(level));
+  if (!(level > 0 && level < 1))
+    throw std::invalid_argument("colora::exp::clopper_pearson: level must be in (0, 1), got " + std::to_string(level));
   const double alpha = 1 - level;
   ProportionInterval out;
   out.probability = double(successes) / double(trials);
-  out.low = successes == 0 ? 0.0
-                           : boost::math::quantile(boost::math::beta_distribution<double>(double(successes),
-                                                                                         double(trials - successes + 1)),
-                                                   alpha / 2);
-  out.high = successes == trials ? 1.0
-                                 : boost::math::quantile(boost::math::beta_distribution<double>(
-                                                             double(successes + 1), double(trials - successes)),
-                                                         1 - alpha / 2);
+  out.low = successes == 0
+                ? 0.0
+                : boost::math::quantile(boost::math::beta_distribution<double>(double(successes),
+                                                                               double(trials - successes + 1)),
+                                        alpha / 2);
+  out.high = successes == trials
+                 ? 1.0
+                 : boost::math::quantile(boost::math::beta_distribution<double>(double(successes + 1),
+                                                                                double(trials - successes)),
+                                         1 - alpha / 2);
   return out;
 }
 

@@ -7,7 +7,7 @@
 // trial t is generated from exp::trial_seed(seed, t), the same for every
 // value, so sweep.csv is byte-identical for any --threads.
 #include <colora/core/config.hpp>
-#include <colora/core/errors.hpp>  // before methods.hpp: diagnostics/subspace.hpp uses detail::require
+#include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
 
 #include <algorithm>
 #include <cmath>
@@ -47,11 +47,16 @@ GeneratorOptions with_value(GeneratorOptions g, const std::string& knob, double 
                             " (a positive integer)");
     return Index(value);
   };
-  if (knob == "theta-a") g.theta_a = value;
-  else if (knob == "theta-b") g.theta_b = value;
-  else if (knob == "tau") g.tau = value;
-  else if (knob == "sigma") g.sigma = value;
-  else if (knob == "samples") g.samples = {as_count("number of samples")};
+  if (knob == "theta-a")
+    g.theta_a = value;
+  else if (knob == "theta-b")
+    g.theta_b = value;
+  else if (knob == "tau")
+    g.tau = value;
+  else if (knob == "sigma")
+    g.sigma = value;
+  else if (knob == "samples")
+    g.samples = {as_count("number of samples")};
   else if (knob == "tasks") {
     g.tasks = as_count("number of tasks");
     if (g.samples.size() > 1) throw cli::UsageError("--vary tasks needs a single --samples value");
@@ -82,7 +87,8 @@ int sweep(cli::Args& args) {
   defaults.sigma = 0.1;
   GeneratorOptions g = exp::read_generator_flags(args, defaults);
   BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, g.rank));
-  const auto seed = std::uint64_t(args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
+  const auto seed = std::uint64_t(
+      args.integer("seed", 1, "seed; trial t uses a problem seed derived from (seed, t)", 0));
   const int threads = int(args.integer("threads", 0, "threads over the runs (0 = all)", 0, 1024));
   const auto method_names = args.list("methods", "all", "methods to run (comma separated, or all)");
   const std::string out_dir = args.str("out", "results/sweep", "output directory");
@@ -127,10 +133,11 @@ int sweep(cli::Args& args) {
       }
   table.write(out_dir + "/sweep.csv");
 
-  std::printf("colora sweep: vary %s (the value below replaces its flag), k=%lld p=%lld q=%lld r=%lld n_i=%lld "
-              "sigma=%g tau=%g theta_a=%g theta_b=%g, %ld trials, seed=%llu\n",
-              knob.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank,
-              (long long)g.samples_of(0), g.sigma, g.tau, g.theta_a, g.theta_b, trials, (unsigned long long)seed);
+  std::printf(
+      "colora sweep: vary %s (the value below replaces its flag), k=%lld p=%lld q=%lld r=%lld n_i=%lld "
+      "sigma=%g tau=%g theta_a=%g theta_b=%g, %ld trials, seed=%llu\n",
+      knob.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank, (long long)g.samples_of(0),
+      g.sigma, g.tau, g.theta_a, g.theta_b, trials, (unsigned long long)seed);
   std::printf("%-12s %10s %24s %24s\n", "method", knob.c_str(), "test_mse (95% CI)", "mean_rel_err (95% CI)");
   for (long m = 0; m < nm; ++m)
     for (long vi = 0; vi < nv; ++vi) {
@@ -148,13 +155,14 @@ int sweep(cli::Args& args) {
                        ", n_i=" + std::to_string(g.samples_of(0)) + ", sigma=" + cli::Args::format(g.sigma) +
                        ", tau=" + cli::Args::format(g.tau) + ", " + std::to_string(trials) +
                        " trials, 95% t-intervals)"
-                       "' noenhanced\nset logscale y\nset format y '10^{%L}'\nset grid\nset xlabel '" + knob +
-                       "' noenhanced\nset offsets graph 0.03, graph 0.03, 0, 0\n";
+                       "' noenhanced\nset logscale y\nset format y '10^{%L}'\nset grid\nset xlabel '" +
+                       knob + "' noenhanced\nset offsets graph 0.03, graph 0.03, 0, 0\n";
   // Twelve distinguishable colours (gnuplot's default cycle repeats after 8).
   const char* const colours[12] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
                                    "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#000000", "#aec7e8"};
   for (int c = 0; c < 12; ++c)
-    script += "set linetype " + std::to_string(c + 1) + " lc rgb '" + colours[c] + "' pt " + std::to_string(c % 7 + 1) + "\n";
+    script += "set linetype " + std::to_string(c + 1) + " lc rgb '" + colours[c] + "' pt " + std::to_string(c % 7 + 1) +
+              "\n";
   if (log_x) script += "set logscale x\n";
   for (long m = 0; m < nm; ++m)
     for (int metric = 0; metric < 2; ++metric) {

@@ -1,4 +1,4 @@
-// colora theory: the guarantee report of one CoLoRA run (spec section 8) —
+// colora theory: the guarantee report of one CoLoRA run (docs/theory.md) —
 // GRIP delta_hat against its Gaussian prediction, the contraction rate rho
 // with its interval, the floor reached against the oracle floor, samples
 // against degrees of freedom, diversity and similarity, and the verdict
@@ -9,7 +9,7 @@
 // mom-vs-samples loops over one knob and writes DIR/<experiment>.csv and
 // DIR/<experiment>.png (the plots of docs/theory.md, "Experiments").
 #include <colora/core/config.hpp>
-#include <colora/core/errors.hpp>  // before methods.hpp: diagnostics/subspace.hpp uses detail::require
+#include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
 #include <colora/diagnostics/guarantee_report.hpp>
 
 #include <boost/math/distributions/students_t.hpp>
@@ -104,10 +104,10 @@ std::string default_values(const std::string& experiment) {
 }  // namespace
 
 int theory(cli::Args& args) {
-  const std::string experiment =
-      args.choice("experiment", "report",
-                  {"report", "floor-vs-tasks", "rate-vs-samples", "error-vs-theta", "mom-vs-samples"},
-                  "one run's report, or a loop over one knob with a plot");
+  const std::string experiment = args.choice("experiment", "report",
+                                             {"report", "floor-vs-tasks", "rate-vs-samples", "error-vs-theta",
+                                              "mom-vs-samples"},
+                                             "one run's report, or a loop over one knob with a plot");
   const std::string model = args.choice("model", experiment == "rate-vs-samples" ? "sensing" : "regression",
                                         {"regression", "sensing"}, "measurement model");
   GeneratorOptions defaults;
@@ -137,19 +137,21 @@ int theory(cli::Args& args) {
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   g.num_threads = opts.num_threads;
   GuaranteeReportOptions ro;
-  ro.grip.restarts = int(args.integer("grip-restarts", 3, "GRIP search (M2): random starts per task and side", 1, 1000));
-  ro.grip.iterations = int(args.integer("grip-iterations", 30, "GRIP search (M2): iterations per start", 1, 100000));
-  ro.floor_factor = args.real("floor-factor", 3.0, "verdict: the floor may be this many times the oracle floor", 1, 1e12);
+  ro.grip.restarts = int(
+      args.integer("grip-restarts", 3, "GRIP search (M2): random starts per task and side", 1, 1000));
+  ro.grip.max_iterations = int(
+      args.integer("grip-iterations", 30, "GRIP search (M2): iterations per start", 1, 100000));
+  ro.floor_factor = args.real("floor-factor", 3.0, "verdict: the floor may be this many times the oracle floor", 1,
+                              1e12);
   ro.num_threads = opts.num_threads;
   ro.grip.seed = g.seed;
   ro.core = opts.core;
   const std::string values_text = default_values(experiment);
   const auto values = experiment == "report" ? std::vector<double>{}
                                              : args.reals("values", values_text, "values of the experiment's knob");
-  const long trials = experiment == "report"
-                          ? 1
-                          : long(args.integer("trials", experiment == "rate-vs-samples" ? 1 : 2,
-                                              "trials (independent problems) per value", 1, 100000));
+  const long trials = experiment == "report" ? 1
+                                             : long(args.integer("trials", experiment == "rate-vs-samples" ? 1 : 2,
+                                                                 "trials (independent problems) per value", 1, 100000));
   const std::string out_dir = args.str("out", "results/theory", "output directory");
   if (args.finish()) return 0;
   try {
@@ -163,9 +165,10 @@ int theory(cli::Args& args) {
 
   if (experiment == "report") {
     const Run run = run_model(model, g, opts, ro);
-    std::printf("colora theory: %s, k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g seed=%llu\n",
-                model.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank,
-                (long long)g.samples_of(0), g.sigma, g.tau, g.theta_a, g.theta_b, (unsigned long long)g.seed);
+    std::printf(
+        "colora theory: %s, k=%lld p=%lld q=%lld r=%lld n_i=%lld sigma=%g tau=%g theta_a=%g theta_b=%g seed=%llu\n",
+        model.c_str(), (long long)g.tasks, (long long)g.p, (long long)g.q, (long long)g.rank,
+        (long long)g.samples_of(0), g.sigma, g.tau, g.theta_a, g.theta_b, (unsigned long long)g.seed);
     exp::print_guarantee_report(run.report);
     exp::write_guarantee_csv(run.report, out_dir + "/theory.csv");
     std::printf("wrote %s/theory.csv\n", out_dir.c_str());
@@ -173,9 +176,9 @@ int theory(cli::Args& args) {
   }
 
   // Loops.
-  io::CsvTable table({"experiment", "value", "trial", "total_samples", "delta_hat", "delta_predicted", "rho",
-                      "rho_low", "rho_high", "final_distance", "final_mean_rel_err", "final_mean_sq_err",
-                      "oracle_floor", "floor_ratio", "oracle_mean_rel_err", "verdict"});
+  io::CsvTable table({"experiment", "value", "trial", "total_samples", "delta_hat", "delta_predicted", "rho", "rho_low",
+                      "rho_high", "final_distance", "final_mean_rel_err", "final_mean_sq_err", "oracle_floor",
+                      "floor_ratio", "oracle_mean_rel_err", "verdict"});
   struct Point {
     double value;
     std::vector<double> x, y, y2, y3;
@@ -190,7 +193,8 @@ int theory(cli::Args& args) {
       gi.seed = exp::trial_seed(g.seed, t);
       oi.seed = gi.seed;
       auto as_count = [&](double x) {
-        if (!(x >= 1 && x == std::floor(x))) throw cli::UsageError("--values: " + fmt(x) + " is not a positive integer");
+        if (!(x >= 1 && x == std::floor(x)))
+          throw cli::UsageError("--values: " + fmt(x) + " is not a positive integer");
         return Index(x);
       };
       if (experiment == "floor-vs-tasks") gi.tasks = as_count(v);
@@ -232,9 +236,9 @@ int theory(cli::Args& args) {
   }
   table.write(out_dir + "/" + experiment + ".csv");
 
-  const std::string problem = "k=" + std::to_string(g.tasks) + ", p=" + std::to_string(g.p) + ", q=" +
-                              std::to_string(g.q) + ", r=" + std::to_string(g.rank) + ", n_i=" +
-                              std::to_string(g.samples_of(0)) + ", sigma=" + cli::Args::format(g.sigma);
+  const std::string problem = "k=" + std::to_string(g.tasks) + ", p=" + std::to_string(g.p) +
+                              ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) +
+                              ", n_i=" + std::to_string(g.samples_of(0)) + ", sigma=" + cli::Args::format(g.sigma);
   std::string script = "set grid\nset key top right\n";
   std::string data;
   std::printf("colora theory --experiment %s (%s, %s, %ld trial(s) per value)\n", experiment.c_str(), model.c_str(),
@@ -250,13 +254,15 @@ int theory(cli::Args& args) {
     }
     data += "EOD\n";
     const std::string n_text = "n_i=" + std::to_string(g.samples_of(0));
-    script += data + "set logscale xy\nset xlabel 'number of tasks k'\nset ylabel 'final mean squared error / oracle floor'\n"
-              "set title \"colora theory --experiment floor-vs-tasks (" + model + ", p=" + std::to_string(g.p) +
-              ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) + ", " + n_text + ", sigma=" +
-              cli::Args::format(g.sigma) + ")\"\n"
+    script += data +
+              "set logscale xy\nset xlabel 'number of tasks k'\nset ylabel 'final mean squared error / oracle floor'\n"
+              "set title \"colora theory --experiment floor-vs-tasks (" +
+              model + ", p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) +
+              ", " + n_text + ", sigma=" + cli::Args::format(g.sigma) +
+              ")\"\n"
               "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA (mean, 95% CI over trials)', "
-              "1 with lines dt 2 lw 2 title 'oracle floor (ratio 1)', " + fmt(ro.floor_factor) +
-              " with lines dt 3 lw 1 title 'verdict threshold'\n";
+              "1 with lines dt 2 lw 2 title 'oracle floor (ratio 1)', " +
+              fmt(ro.floor_factor) + " with lines dt 3 lw 1 title 'verdict threshold'\n";
   } else if (experiment == "rate-vs-samples") {
     std::printf("%8s %12s %12s %12s %12s\n", "n_i", "delta_hat", "rho", "rho_low", "rho_high");
     data = "$d << EOD\n";
@@ -268,9 +274,12 @@ int theory(cli::Args& args) {
                   fmt(std::isfinite(pt.y3[j]) ? pt.y3[j] : pt.y[j]) + " " + fmt(pt.value) + "\n";
       }
     data += "EOD\n";
-    script += data + "set xlabel 'delta\\_hat (" + std::string(model == "sensing" ? "GRIP lower bound, search" : "exact GRIP") +
+    script += data + "set xlabel 'delta\\_hat (" +
+              std::string(model == "sensing" ? "GRIP lower bound, search" : "exact GRIP") +
               ")'\nset ylabel 'contraction rate rho (95% CI)'\nset key top left\n"
-              "set title \"colora theory --experiment rate-vs-samples (" + model + ", " + problem + " varied)\"\n"
+              "set title \"colora theory --experiment rate-vs-samples (" +
+              model + ", " + problem +
+              " varied)\"\n"
               "plot $d using 1:2:3:4 with yerrorbars pt 7 lw 2 title 'rho per run', "
               "$d using 1:2:(sprintf('n_i=%d', $5)) with labels offset 0,1.2 notitle\n";
   } else if (experiment == "error-vs-theta") {
@@ -284,9 +293,12 @@ int theory(cli::Args& args) {
               fmt(std::isfinite(c.high) ? c.high : c.mean) + " " + fmt(o.mean) + "\n";
     }
     data += "EOD\n";
-    script += data + "set logscale xy\nset key top left\nset xlabel 'theta = theta_A = theta_B (radians)'\n"
+    script += data +
+              "set logscale xy\nset key top left\nset xlabel 'theta = theta_A = theta_B (radians)'\n"
               "set ylabel 'final mean per-task relative error'\n"
-              "set title \"colora theory --experiment error-vs-theta (" + model + ", " + problem + ")\"\n"
+              "set title \"colora theory --experiment error-vs-theta (" +
+              model + ", " + problem +
+              ")\"\n"
               "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA (mean, 95% CI)', "
               "$d using 1:5 with linespoints pt 5 lw 2 title 'oracle (A*, B* known)'\n";
   } else {  // mom-vs-samples
@@ -301,9 +313,10 @@ int theory(cli::Args& args) {
       }
     data += "EOD\n";
     const Slope sd = ols_slope(lx, ld), se = ols_slope(lx, le);
-    std::printf("log-log slope against N: subspace distance %.3f [%.3f, %.3f], mean relative error %.3f [%.3f, %.3f] "
-                "(95%% t intervals, %zu runs)\n",
-                sd.slope, sd.low, sd.high, se.slope, se.low, se.high, lx.size());
+    std::printf(
+        "log-log slope against N: subspace distance %.3f [%.3f, %.3f], mean relative error %.3f [%.3f, %.3f] "
+        "(95%% t intervals, %zu runs)\n",
+        sd.slope, sd.low, sd.high, se.slope, se.low, se.high, lx.size());
     io::CsvTable slopes({"quantity", "value", "ci_low", "ci_high"});
     slopes.row() << "loglog_slope_distance" << sd.slope << sd.low << sd.high;
     slopes.row() << "loglog_slope_mean_rel_err" << se.slope << se.low << se.high;
@@ -312,16 +325,20 @@ int theory(cli::Args& args) {
     std::snprintf(sl, sizeof sl, "slope %.2f", sd.slope);
     char sl2[160];
     std::snprintf(sl2, sizeof sl2, "slope %.2f", se.slope);
-    script += data + "set logscale xy\nset xlabel 'total samples N = k n_i'\nset ylabel 'error of the one-shot estimate'\n"
-              "set title \"colora theory --experiment mom-vs-samples (" + model + ", spectral init + S-step, max\\_iterations = 0)\"\n"
-              "plot $d using 1:2 with points pt 7 ps 1.2 title 'max(dist_A, dist_B), fit " + sl + "', " +
-              "exp(" + fmt(sd.intercept) + ") * x**(" + fmt(sd.slope) + ") with lines lw 2 notitle, "
-              "$d using 1:3 with points pt 5 ps 1.2 title 'mean relative error, fit " + sl2 + "', " +
-              "exp(" + fmt(se.intercept) + ") * x**(" + fmt(se.slope) + ") with lines lw 2 dt 2 notitle\n";
+    script += data +
+              "set logscale xy\nset xlabel 'total samples N = k n_i'\nset ylabel 'error of the one-shot estimate'\n"
+              "set title \"colora theory --experiment mom-vs-samples (" +
+              model +
+              ", spectral init + S-step, max\\_iterations = 0)\"\n"
+              "plot $d using 1:2 with points pt 7 ps 1.2 title 'max(dist_A, dist_B), fit " +
+              sl + "', " + "exp(" + fmt(sd.intercept) + ") * x**(" + fmt(sd.slope) +
+              ") with lines lw 2 notitle, "
+              "$d using 1:3 with points pt 5 ps 1.2 title 'mean relative error, fit " +
+              sl2 + "', " + "exp(" + fmt(se.intercept) + ") * x**(" + fmt(se.slope) +
+              ") with lines lw 2 dt 2 notitle\n";
   }
   plot::render_png(out_dir + "/" + experiment + ".png", script, 900, 600);
-  std::printf("wrote %s/%s.csv, %s/%s.png\n", out_dir.c_str(), experiment.c_str(), out_dir.c_str(),
-              experiment.c_str());
+  std::printf("wrote %s/%s.csv, %s/%s.png\n", out_dir.c_str(), experiment.c_str(), out_dir.c_str(), experiment.c_str());
   return 0;
 }
 

@@ -79,7 +79,8 @@ TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with
   // The default is --methods all: the header, then colora, oracle and the 9 baselines.
   REQUIRE(summary.size() == 12);
   CHECK(summary[0] ==
-        "method,final_dist_a,final_dist_b,mean_rel_err,median_rel_err,max_rel_err,test_mse,oracle_mse,iterations,seconds");
+        "method,final_dist_a,final_dist_b,mean_rel_err,median_rel_err,max_rel_err,test_mse,oracle_mse,iterations,"
+        "seconds");
   const auto history = csv_lines(dir + "/out/history.csv");
   REQUIRE(history.size() >= 3);
   CHECK(history[0] == "method,iter,seconds,objective,dist_a,dist_b,mean_rel_err,test_mse");
@@ -122,11 +123,12 @@ TEST_CASE("colora recovery and adapt: hostile --out paths are plain file names (
   struct Case {
     std::string out, command, csv, png;
   };
-  const std::vector<Case> cases = {
-      {dir + "/" + hostile, "recovery" + std::string(kTinyProblem), "summary.csv", "recovery.png"},
-      {dir + "/" + hostile2, "adapt --new-tasks 3 --new-samples 2,4 --trials 1" + std::string(kTinyProblem),
-       "adapt.csv", "adapt.png"},
-      {relative, "recovery" + std::string(kTinyProblem), "history.csv", "recovery.png"}};
+  const std::vector<Case> cases = {{dir + "/" + hostile, "recovery" + std::string(kTinyProblem), "summary.csv",
+                                    "recovery.png"},
+                                   {dir + "/" + hostile2,
+                                    "adapt --new-tasks 3 --new-samples 2,4 --trials 1" + std::string(kTinyProblem),
+                                    "adapt.csv", "adapt.png"},
+                                   {relative, "recovery" + std::string(kTinyProblem), "history.csv", "recovery.png"}};
   for (const Case& c : cases) {
     CAPTURE(c.out);
     const Run r = run_cli(c.command + seed_flag() + " --out " + shell_word(c.out), dir);
@@ -151,10 +153,11 @@ TEST_CASE("colora recovery and adapt: hostile --out paths are plain file names (
 
 TEST_CASE("colora recovery with q < r (FedRep's scalar outputs): heads, participation, dist-a plot") {
   const std::string dir = scratch("recovery_wide");
-  const Run r = run_cli("recovery --tasks 40 --p 10 --q 1 --rank 2 --samples 8 --test-samples 10 --sigma 0 "
-                        "--iters 200 --participation 0.5 --plot dist-a --threads 1" + seed_flag() + " --out " + dir +
-                            "/out",
-                        dir);
+  const Run r = run_cli(
+      "recovery --tasks 40 --p 10 --q 1 --rank 2 --samples 8 --test-samples 10 --sigma 0 "
+      "--iters 200 --participation 0.5 --plot dist-a --threads 1" +
+          seed_flag() + " --out " + dir + "/out",
+      dir);
   REQUIRE(r.code == 0);
   // "all" keeps the methods that support r > q and says which it skipped.
   for (const char* m : {"local-lora", "global-lora", "ffa", "gd-gd"})
@@ -169,8 +172,8 @@ TEST_CASE("colora recovery with q < r (FedRep's scalar outputs): heads, particip
     if (row[0] == "fedrep") CHECK(std::stoi(row[8]) == 200);  // participation 0.5: no early stop
   }
   CHECK(colora_err >= 0);
-  CHECK(colora_err < 1e-6);   // noiseless: the planted heads are recovered
-  CHECK(fedrep_err < 1e-6);   // fedrep, with half the tasks per round, too
+  CHECK(colora_err < 1e-6);  // noiseless: the planted heads are recovered
+  CHECK(fedrep_err < 1e-6);  // fedrep, with half the tasks per round, too
   // A method that needs r <= q, named explicitly, is a usage error.
   check_usage_error("recovery --p 10 --q 1 --rank 2 --methods ffa --out " + dir + "/bad", dir, "r <= q");
   check_usage_error("recovery --plot nosuch --out " + dir + "/bad", dir, "--plot");
@@ -205,8 +208,8 @@ TEST_CASE("colora sweep: documented columns, one row per method x value x metric
   // The trial seeds do not depend on --values: the value-1 rows are the same
   // when the sweep has only that value.
   const Run r3 = run_cli(std::string("sweep --vary tau --values 1 --trials 3 --methods colora,oracle") + kTinyProblem +
-                            seed_flag() + " --threads 2 --out " + dir + "/only1",
-                        dir);
+                             seed_flag() + " --threads 2 --out " + dir + "/only1",
+                         dir);
   REQUIRE(r3.code == 0);
   const auto only = csv_lines(dir + "/only1/sweep.csv");
   REQUIRE(only.size() == 1 + 2 * 2);
@@ -219,8 +222,8 @@ TEST_CASE("colora sweep: documented columns, one row per method x value x metric
 
 TEST_CASE("colora phase: documented columns, Clopper-Pearson bounds, identical for 1 and 2 threads") {
   const std::string dir = scratch("phase");
-  const std::string common =
-      "phase --samples 1,8 --tasks 1,8 --trials 3 --p 8 --q 8 --rank 2 --iters 100" + seed_flag();
+  const std::string common = "phase --samples 1,8 --tasks 1,8 --trials 3 --p 8 --q 8 --rank 2 --iters 100" +
+                             seed_flag();
   const Run r1 = run_cli(common + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
   const Run r2 = run_cli(common + " --threads 2 --out " + dir + "/t2", dir);
@@ -257,8 +260,8 @@ TEST_CASE("colora phase: documented columns, Clopper-Pearson bounds, identical f
 TEST_CASE("colora adapt: tiny problem writes adapt.csv with the documented columns") {
   const std::string dir = scratch("adapt");
   const Run r = run_cli(std::string("adapt --new-tasks 3 --new-samples 2,4,8 --trials 2") + kTinyProblem + seed_flag() +
-                           " --out " + dir + "/out",
-                       dir);
+                            " --out " + dir + "/out",
+                        dir);
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto lines = csv_lines(dir + "/out/adapt.csv");
@@ -297,8 +300,8 @@ TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and
   const std::string dir = scratch("fit");
   const auto pb = planted_directory(dir + "/data", true);
   const Run r = run_cli("fit --data " + dir + "/data --method colora --rank 2 --iters 200 --threads 1 --out " + dir +
-                           "/out",
-                       dir);
+                            "/out",
+                        dir);
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto A = colora::io::read_npy<double>(dir + "/out/A.npy");
@@ -330,8 +333,7 @@ TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and
   }
   const auto summary = csv_lines(dir + "/out/summary.csv");
   REQUIRE(summary.size() == 2);
-  CHECK(summary[0] ==
-        "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds");
+  CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds");
 }
 
 TEST_CASE("colora fit: a directory with a missing Y file fails naming the file") {
@@ -353,7 +355,8 @@ TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one
   for (const char* cmd : {"recovery", "sweep", "phase", "fit", "adapt"}) {
     check_usage_error(std::string(cmd) + " --no-such-flag 1", dir, "unknown flag --no-such-flag");
     check_usage_error(std::string(cmd) + " --threads many", dir, "--threads");
-    check_usage_error(std::string(cmd) + (std::string(cmd) == "fit" ? " --rank 2 --method nosuch" + data : " --methods nosuch"),
+    check_usage_error(std::string(cmd) +
+                          (std::string(cmd) == "fit" ? " --rank 2 --method nosuch" + data : " --methods nosuch"),
                       dir, "'nosuch'");
   }
   check_usage_error("recovery --rank 100 --out " + dir + "/out", dir, "rank");
@@ -367,7 +370,7 @@ TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one
   check_usage_error("phase --rank 9 --p 8", dir, "rank");
   check_usage_error("fit --rank 2", dir, "--data");
   check_usage_error("fit" + data, dir, "--rank");
-  check_usage_error("fit --rank 11" + data, dir, "rank");                   // > p = 10
+  check_usage_error("fit --rank 11" + data, dir, "rank");                    // > p = 10
   check_usage_error("fit --rank 9 --method ffa" + data, dir, "r <= q = 7");  // > q for a method that needs r <= q
   check_usage_error("fit --rank 2 --iters -3" + data, dir, "--iters");
   check_usage_error("adapt --new-samples 0", dir, "--new-samples");

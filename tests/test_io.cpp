@@ -59,12 +59,11 @@ std::string error_of(F&& f) {
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
-#define CHECK_ERROR(Ex, expr, ...)                                           \
-  do {                                                                       \
-    const std::string msg_ = error_of<Ex>([&] { (void)(expr); });            \
-    INFO("message: " << msg_);                                               \
-    for (const std::string& part_ : std::initializer_list<std::string>{__VA_ARGS__}) \
-      CHECK(contains(msg_, part_));                                          \
+#define CHECK_ERROR(Ex, expr, ...)                                                                                 \
+  do {                                                                                                             \
+    const std::string msg_ = error_of<Ex>([&] { (void)(expr); });                                                  \
+    INFO("message: " << msg_);                                                                                     \
+    for (const std::string& part_ : std::initializer_list<std::string>{__VA_ARGS__}) CHECK(contains(msg_, part_)); \
   } while (0)
 
 template <class T>
@@ -336,8 +335,8 @@ TEST_CASE("npy rejects what it cannot read, naming the file and the reason") {
   CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for(">f8", false, "(2, 3)"), six)), "bad.npy", "big-endian",
               "'>f8'");
   for (const char* d : {"<i8", "|b1", "<c16", "|O", "<f2", "<U3"})
-    CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for(d, false, "(2, 3)"), six)), "bad.npy",
-                "unsupported dtype", d);
+    CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for(d, false, "(2, 3)"), six)), "bad.npy", "unsupported dtype",
+                d);
   CHECK_ERROR(std::runtime_error,
               read(numpy_file("{'descr': [('x', '<f8')], 'fortran_order': False, 'shape': (2, 3), }", six)), "bad.npy",
               "structured");
@@ -361,19 +360,19 @@ TEST_CASE("npy rejects what it cannot read, naming the file and the reason") {
   CHECK_ERROR(std::runtime_error, read(good + "junk"), "bad.npy", "trailing bytes", "4 extra");
   CHECK_ERROR(std::runtime_error, read_pipe(good + "junk"), "pipe.npy", "trailing bytes");
   // Shape and size disagree.
-  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(3, 3)"), six)), "bad.npy",
-              "truncated data", "(3, 3)");
-  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(2, 2)"), six)), "bad.npy",
-              "trailing bytes", "(2, 2)");
+  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(3, 3)"), six)), "bad.npy", "truncated data",
+              "(3, 3)");
+  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(2, 2)"), six)), "bad.npy", "trailing bytes",
+              "(2, 2)");
   // A lying header must not make the reader allocate terabytes.
   CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(1000000, 1000000)"), six)), "bad.npy",
               "truncated data");
-  CHECK_ERROR(std::runtime_error, read_pipe(numpy_file(dict_for("<f8", false, "(1000000, 1000000)"), six)),
-              "pipe.npy", "truncated data");
+  CHECK_ERROR(std::runtime_error, read_pipe(numpy_file(dict_for("<f8", false, "(1000000, 1000000)"), six)), "pipe.npy",
+              "truncated data");
   CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(1099511627776, 1099511627776)"), six)),
               "bad.npy", "absurdly large");
-  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(99999999999999999999, 1)"), six)),
-              "bad.npy", "absurdly large");
+  CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(99999999999999999999, 1)"), six)), "bad.npy",
+              "absurdly large");
   // Dimensions.
   CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "(1, 2, 3)"), six)), "bad.npy", "ndim = 3");
   CHECK_ERROR(std::runtime_error, read(numpy_file(dict_for("<f8", false, "()"), le_bytes<double>({1}))), "bad.npy",
@@ -394,7 +393,8 @@ TEST_CASE("npy rejects what it cannot read, naming the file and the reason") {
       {"'descr': '<f8'", "expected '{'"},
       {"{'descr': '<f\\x38', 'fortran_order': False, 'shape': (2, 3), }", "escape"},
   };
-  for (const auto& bd : bad_dicts) CHECK_ERROR(std::runtime_error, read(numpy_file(bd.first, six)), "bad.npy", bd.second);
+  for (const auto& bd : bad_dicts)
+    CHECK_ERROR(std::runtime_error, read(numpy_file(bd.first, six)), "bad.npy", bd.second);
   {
     std::string nul = numpy_file(dict_for("<f8", false, "(2, 3)"), six);
     nul[20] = '\0';
@@ -415,8 +415,7 @@ TEST_CASE("npy rejects what it cannot read, naming the file and the reason") {
 TEST_CASE("npy never crashes on truncated or corrupted files") {
   // Every prefix of a valid file, and every single-byte corruption of its
   // header, either reads or throws std::runtime_error (run under ASan/UBSan).
-  const std::string good =
-      numpy_file(dict_for("<f4", true, "(3, 2)"), le_bytes<float>({1, 2, 3, 4, 5, 6}));
+  const std::string good = numpy_file(dict_for("<f4", true, "(3, 2)"), le_bytes<float>({1, 2, 3, 4, 5, 6}));
   for (std::size_t len = 0; len < good.size(); ++len) {
     std::istringstream in(good.substr(0, len));
     CHECK_THROWS_AS(io::read_npy<double>(in), std::runtime_error);
@@ -437,7 +436,7 @@ TEST_CASE("npy never crashes on truncated or corrupted files") {
     }
   }
   CHECK(read_ok + refused == 128 * 11);
-  CHECK(read_ok > 0);   // e.g. a space turned into another space
+  CHECK(read_ok > 0);  // e.g. a space turned into another space
   CHECK(refused > 0);
 }
 
@@ -650,7 +649,8 @@ TEST_CASE_TEMPLATE("save_matrices writes named matrices atomically", Scalar, COL
   io::save_matrices(out, named);
   CHECK(bitwise_equal(A, io::read_npy<Scalar>(out + "/A.npy")));
   CHECK(bitwise_equal(B, io::read_npy<Scalar>(out + "/B.npy")));
-  for (Index i = 0; i < 3; ++i) CHECK(bitwise_equal(S[size_t(i)], io::read_npy<Scalar>(out + "/S_" + std::to_string(i) + ".npy")));
+  for (Index i = 0; i < 3; ++i)
+    CHECK(bitwise_equal(S[size_t(i)], io::read_npy<Scalar>(out + "/S_" + std::to_string(i) + ".npy")));
   int files = 0;
   for (const auto& e : fs::directory_iterator(out)) files += e.path().extension() == ".npy" ? 1 : 100;
   CHECK(files == 5);  // no temporaries left
@@ -770,12 +770,12 @@ TEST_CASE("write_file_atomically: stale temporaries of dead processes are remove
                                           "u.npy.tmp." + d + ".0123456789abcdef",
                                           "xt.npy.tmp." + d + ".0123456789abcdef"};
   const std::vector<std::string> kept = {
-      "t.npy.tmp." + self + ".fedcba9876543210",   // a live writer (this process)
-      "t.npy.tmp.notapid",                          // not the pattern
-      "t.npy.tmp." + d + ".0123456789abcdef.png",   // not the pattern (suffix)
-      "t.npy.tmp." + d + ".xyz",                    // not hex
-      "t.npy.tmp." + d,                             // no random part
-      "t.npy.tmp." + d + ".0123456789abcdef" + "0", // 17 hex digits
+      "t.npy.tmp." + self + ".fedcba9876543210",     // a live writer (this process)
+      "t.npy.tmp.notapid",                           // not the pattern
+      "t.npy.tmp." + d + ".0123456789abcdef.png",    // not the pattern (suffix)
+      "t.npy.tmp." + d + ".xyz",                     // not hex
+      "t.npy.tmp." + d,                              // no random part
+      "t.npy.tmp." + d + ".0123456789abcdef" + "0",  // 17 hex digits
       "t.npy.bak",
   };
   for (const auto& f : stale) std::ofstream(dir.file(f)) << "stale";
@@ -792,18 +792,21 @@ TEST_CASE("write_file_atomically: a failing writer leaves the old content and no
   ScratchDir dir("atomic_fail");
   const std::string target = dir.file("keep.txt");
   io::write_text_atomically(target, "old content\n");
-  CHECK_THROWS_AS(io::write_file_atomically(target, [](std::ostream& os) {
-                    os << "partial";
-                    throw std::runtime_error("writer failed");
-                  }),
+  CHECK_THROWS_AS(io::write_file_atomically(target,
+                                            [](std::ostream& os) {
+                                              os << "partial";
+                                              throw std::runtime_error("writer failed");
+                                            }),
                   std::runtime_error);
   CHECK(entries_of(dir.path) == std::vector<std::string>{"keep.txt"});
   CHECK(slurp(target) == "old content\n");
   // A stream that goes bad (badbit set by the writer) is a failure too, naming the target.
-  CHECK_ERROR(std::runtime_error, io::write_file_atomically(target, [](std::ostream& os) {
-                os << "x";
-                os.setstate(std::ios::badbit);
-              }),
+  CHECK_ERROR(std::runtime_error,
+              io::write_file_atomically(target,
+                                        [](std::ostream& os) {
+                                          os << "x";
+                                          os.setstate(std::ios::badbit);
+                                        }),
               target);
   CHECK(entries_of(dir.path) == std::vector<std::string>{"keep.txt"});
   CHECK(slurp(target) == "old content\n");

@@ -125,7 +125,8 @@ TEST_CASE("rotate_image8: quarter turns are exact pixel permutations, four of th
   CHECK(colora::exp::rotate_image8(img, 0.0) == img);
   const std::vector<double> q = colora::exp::rotate_image8(img, 90.0);
   for (int r = 0; r < 8; ++r)
-    for (int c = 0; c < 8; ++c) CHECK(q[std::size_t(r * 8 + c)] == img[std::size_t(c * 8 + (7 - r))]);  // counter-clockwise
+    for (int c = 0; c < 8; ++c)
+      CHECK(q[std::size_t(r * 8 + c)] == img[std::size_t(c * 8 + (7 - r))]);  // counter-clockwise
   const std::vector<double> h = colora::exp::rotate_image8(img, 180.0);
   for (int j = 0; j < 64; ++j) CHECK(h[std::size_t(j)] == img[std::size_t(63 - j)]);
   std::vector<double> four = img;
@@ -172,7 +173,8 @@ TEST_CASE("permutation: a deterministic permutation of 0..n-1") {
   CHECK(moved);
 }
 
-TEST_CASE_TEMPLATE("adapter_distances: zero for the planted subspaces, one for orthogonal ones, NaN where undefined", S, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("adapter_distances: zero for the planted subspaces, one for orthogonal ones, NaN where undefined", S,
+                   COLORA_TEST_SCALARS) {
   namespace nn = colora::nn;
   using colora::AdapterKind;
   colora::Rng rng = colora_test::rng_for("adapter_distances");
@@ -297,7 +299,7 @@ TEST_CASE("train_keep_best: the model ends at the best-validation iterate, itera
   using colora::AdapterKind;
   colora::Rng rng = colora_test::rng_for("train_keep_best");
   nn::TrainerOptions o;
-  o.iterations = 60;
+  o.max_iterations = 60;
   o.eval_every = 5;
   o.batch_size = 0;
   o.optimizer.shared.lr = 0.05;
@@ -361,7 +363,7 @@ TEST_CASE("train_keep_best: the model ends at the best-validation iterate, itera
 colora::exp::NnSelectionOptions tiny_selection(int iters) {
   colora::exp::NnSelectionOptions sel;
   sel.lrs = {0.003, 0.05};
-  sel.iters = iters;
+  sel.max_iterations = iters;
   sel.eval_every = 5;
   sel.patience = 0;
   sel.val_fraction = 0.2;
@@ -374,7 +376,8 @@ nn::TrainerOptions tiny_trainer_options() {
   return o;
 }
 /// The validation split fit_selected makes (2 tasks of 10 examples, 2 held out each), rebuilt by hand.
-std::vector<nn::TaskData<double>> split_by_hand(const std::vector<nn::TaskData<double>>& data, const colora::Rng& split) {
+std::vector<nn::TaskData<double>> split_by_hand(const std::vector<nn::TaskData<double>>& data,
+                                                const colora::Rng& split) {
   std::vector<nn::TaskData<double>> fit(2);
   for (std::size_t i = 0; i < 2; ++i) {
     const auto sp = colora::exp::split_train_val(10, 0.2, split.substream(i));
@@ -399,7 +402,7 @@ ReferenceChoice reference_selection(const Make& make, const std::vector<nn::Task
   for (double lr : sel.lrs)
     for (double ratio : sel.personal_ratios) {
       nn::TrainerOptions oo = o;
-      oo.iterations = sel.iters;
+      oo.max_iterations = sel.max_iterations;
       oo.eval_every = sel.eval_every;
       oo.optimizer.shared.lr = lr;
       oo.optimizer.personal.lr = lr * ratio;
@@ -448,7 +451,7 @@ TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validatio
   nn::MlpModel<double> m4 = make();
   if (rf.iteration > 0) {
     nn::TrainerOptions oo = o;
-    oo.iterations = rf.iteration;
+    oo.max_iterations = rf.iteration;
     oo.eval_every = 0;
     oo.optimizer.shared.lr = oo.optimizer.personal.lr = rf.lr;
     nn::Trainer<nn::MlpModel<double>>(m4, data, oo).run();
@@ -456,7 +459,9 @@ TEST_CASE("fit_selected: picks the learning rate and iterate of lowest validatio
   CHECK(m3.layers[0].Bs[1].value == m4.layers[0].Bs[1].value);
 }
 
-TEST_CASE("fit_selected: personal learning-rate scales are candidates too; a model without personal parameters ignores them") {
+TEST_CASE(
+    "fit_selected: personal learning-rate scales are candidates too; a model without personal parameters ignores "
+    "them") {
   using colora::AdapterKind;
   colora::Rng rng = colora_test::rng_for("fit_selected personal scale");
   auto data = tiny_tasks(rng, 10, 0.0);
@@ -487,7 +492,8 @@ TEST_CASE("fit_selected: personal learning-rate scales are candidates too; a mod
   CHECK(g2.val_loss == g1.val_loss);
   CHECK(m2.layers[0].B.value == m1.layers[0].B.value);
   sel.personal_ratios.clear();
-  CHECK_THROWS_AS(colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, g1), std::invalid_argument);
+  CHECK_THROWS_AS(colora::exp::fit_selected<nn::MlpModel<double>>(make, data, o, sel, split, g1),
+                  std::invalid_argument);
 }
 
 TEST_CASE("run_points: a point repeated in several sweeps is computed once and its results copied") {
@@ -510,8 +516,10 @@ TEST_CASE("run_points: a point repeated in several sweeps is computed once and i
 
 TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metric) row; threads do not matter") {
   const std::string dir = scratch("nn_teacher");
-  const std::string flags = " --p 6 --hidden 8 --q 4 --rank 2 --k 2 --n 8 --samples 6,12 --theta 0,0.5 --tasks 2,3"
-                            " --test-samples 16 --iters 8 --trials 2" + seed_flag();
+  const std::string flags =
+      " --p 6 --hidden 8 --q 4 --rank 2 --k 2 --n 8 --samples 6,12 --theta 0,0.5 --tasks 2,3"
+      " --test-samples 16 --iters 8 --trials 2" +
+      seed_flag();
   const Run r1 = run_cli("nn-teacher" + flags + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
   const Run r2 = run_cli("nn-teacher" + flags + " --threads 2 --out " + dir + "/t2", dir);
@@ -545,9 +553,12 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
   CHECK(csv.find("tasks,3,fedsa,dist_B,2,") != std::string::npos);
   CHECK(r1.out.find("wrote") != std::string::npos);
 
-  const Run tf = run_cli("nn-teacher --arch transformer --p 4 --d-model 8 --heads 2 --hidden 8 --q 2 --seq-len 3 --k 2"
-                        " --n 4 --samples 4 --theta none --tasks none --test-samples 6 --iters 3 --trials 1"
-                        " --methods none,colora --out " + dir + "/tf" + seed_flag(), dir);
+  const Run tf = run_cli(
+      "nn-teacher --arch transformer --p 4 --d-model 8 --heads 2 --hidden 8 --q 2 --seq-len 3 --k 2"
+      " --n 4 --samples 4 --theta none --tasks none --test-samples 6 --iters 3 --trials 1"
+      " --methods none,colora --out " +
+          dir + "/tf" + seed_flag(),
+      dir);
   REQUIRE(tf.code == 0);
   CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * (2 * 3 + 1 + 1 * 3));
 
@@ -562,9 +573,11 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
 
 TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows; threads do not matter") {
   const std::string dir = scratch("nn_digits");
-  const std::string flags = " --users 3 --samples 3,6 --angle-spread 0,40 --n 4 --iters 6 --pretrain-iters 10"
-                            " --trials 2 --test-per-user 20 --hidden 12 --rank 2 --lr 0.01,0.03 --eval-every 2"
-                            " --refit yes" + seed_flag();
+  const std::string flags =
+      " --users 3 --samples 3,6 --angle-spread 0,40 --n 4 --iters 6 --pretrain-iters 10"
+      " --trials 2 --test-per-user 20 --hidden 12 --rank 2 --lr 0.01,0.03 --eval-every 2"
+      " --refit yes" +
+      seed_flag();
   const Run r1 = run_cli("nn-digits" + flags + " --threads 1 --out " + dir + "/t1", dir);
   REQUIRE(r1.code == 0);
   const Run r2 = run_cli("nn-digits" + flags + " --threads 2 --out " + dir + "/t2", dir);
@@ -604,9 +617,11 @@ TEST_CASE("colora nn-digits: tiny run writes accuracy, loss and paired-gap rows;
   }
 
   // A skipped sweep leaves no empty panel: one panel (accuracy against samples) when the spread sweep is skipped.
-  const Run one = run_cli("nn-digits --users 3 --samples 3 --angle-spread none --iters 2 --pretrain-iters 5 --trials 1"
-                          " --test-per-user 10 --hidden 8 --rank 2 --methods none,colora --out " + dir + "/one" +
-                          seed_flag(), dir);
+  const Run one = run_cli(
+      "nn-digits --users 3 --samples 3 --angle-spread none --iters 2 --pretrain-iters 5 --trials 1"
+      " --test-per-user 10 --hidden 8 --rank 2 --methods none,colora --out " +
+          dir + "/one" + seed_flag(),
+      dir);
   REQUIRE(one.code == 0);
   if (std::filesystem::exists(dir + "/one/nn_digits.png.gp"))  // written only when gnuplot is installed
     CHECK(read_text(dir + "/one/nn_digits.png.gp").find("set multiplot layout 1,1 ") != std::string::npos);

@@ -2,12 +2,15 @@
 // thread counts, schedules, early stopping, numerical issues), checkpoints.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <iostream>
 #include <limits>
 #include <fstream>
 #include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -65,8 +68,7 @@ template <class S>
 bool bitwise_equal(const std::vector<Matrix<S>>& a, const std::vector<Matrix<S>>& b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (a[i].rows() != b[i].rows() || a[i].cols() != b[i].cols() || !(a[i].array() == b[i].array()).all())
-      return false;
+    if (a[i].rows() != b[i].rows() || a[i].cols() != b[i].cols() || !(a[i].array() == b[i].array()).all()) return false;
   return true;
 }
 
@@ -175,14 +177,14 @@ std::string load_error(T& trainer, const std::string& path) {
 
 TEST_CASE_TEMPLATE("training decreases the loss on a planted teacher (every adapter kind)", S, COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("planted training");
-  for (AdapterKind kind : {AdapterKind::Lora, AdapterKind::Colora, AdapterKind::GlobalLora, AdapterKind::Ffa,
-                           AdapterKind::Fedsa}) {
+  for (AdapterKind kind :
+       {AdapterKind::Lora, AdapterKind::Colora, AdapterKind::GlobalLora, AdapterKind::Ffa, AdapterKind::Fedsa}) {
     CAPTURE(colora::to_string(kind));
     const nn::MlpSpec spec = small_mlp(kind);
     auto data = planted_mlp_data<S>(spec, 64, rng.substream(int(kind)));
     nn::MlpModel<S> model(spec);
     nn::TrainerOptions o;
-    o.iterations = 60;
+    o.max_iterations = 60;
     o.batch_size = 16;
     o.eval_every = 60;
     o.optimizer.shared.lr = o.optimizer.personal.lr = 0.02;
@@ -206,7 +208,7 @@ TEST_CASE("colora recovers a planted per-task update well (joint and alternating
     nn::MlpModel<double> model(spec);
     nn::TrainerOptions o;
     o.schedule = sch;
-    o.iterations = 400;
+    o.max_iterations = 400;
     o.tau = 2;
     o.batch_size = 0;
     o.eval_every = 100;
@@ -229,7 +231,7 @@ TEST_CASE("one and two threads give bitwise identical parameters after 20 steps"
       nn::MlpModel<double> model(spec);
       nn::TrainerOptions o;
       o.schedule = sch;
-      o.iterations = 20;
+      o.max_iterations = 20;
       o.batch_size = 8;
       o.num_threads = threads;
       o.optimizer.clip_norm = 1.0;
@@ -256,7 +258,7 @@ TEST_CASE("one and two threads give bitwise identical parameters after 20 steps"
   for (int threads : {1, 2}) {
     nn::TransformerModel<double> model(ts);
     nn::TrainerOptions o;
-    o.iterations = 20;
+    o.max_iterations = 20;
     o.batch_size = 4;
     o.num_threads = threads;
     nn::Trainer<nn::TransformerModel<double>> tr(model, data, o);
@@ -274,7 +276,7 @@ TEST_CASE_TEMPLATE("save, resume and continue equals training straight through",
     nn::TrainerOptions o;
     o.schedule = nn::Schedule::Alternating;
     o.tau = 2;
-    o.iterations = 20;
+    o.max_iterations = 20;
     o.batch_size = 7;
     o.eval_every = 3;
     o.patience = 50;
@@ -287,7 +289,7 @@ TEST_CASE_TEMPLATE("save, resume and continue equals training straight through",
     {
       nn::MlpModel<S> half(spec);
       nn::TrainerOptions oh = o;
-      oh.iterations = 10;
+      oh.max_iterations = 10;
       nn::Trainer<nn::MlpModel<S>> t2(half, data, oh);
       t2.run();
       t2.save_checkpoint(path);
@@ -313,7 +315,7 @@ TEST_CASE("a truncated, corrupt or mismatched checkpoint is refused with the rea
   auto data = planted_mlp_data<double>(spec, 20, rng);
   nn::MlpModel<double> model(spec);
   nn::TrainerOptions o;
-  o.iterations = 3;
+  o.max_iterations = 3;
   nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
   tr.run();
   const std::string path = temp_path("refuse"), bad = temp_path("refuse_bad");
@@ -376,7 +378,7 @@ TEST_CASE("a checkpoint with a valid checksum but a hostile field is refused nam
   auto data = planted_mlp_data<double>(spec, 20, rng);
   using T = nn::Trainer<nn::MlpModel<double>>;
   nn::TrainerOptions o;
-  o.iterations = 6;
+  o.max_iterations = 6;
   o.batch_size = 5;
   o.eval_every = 2;
   o.patience = 10;  // keeps a best-state snapshot
@@ -407,7 +409,7 @@ TEST_CASE("a checkpoint with a valid checksum but a hostile field is refused nam
   REQUIRE(img.hist.size() == 3);
 
   nn::TrainerOptions ot = o;
-  ot.iterations = 8;
+  ot.max_iterations = 8;
   T tr(model, data, ot);
   for (int s = 0; s < 2; ++s) REQUIRE(tr.step());
   const auto before = values_of(model);
@@ -428,8 +430,7 @@ TEST_CASE("a checkpoint with a valid checksum but a hostile field is refused nam
       {"second moment of the wrong shape",
        [&](CkptImage& c) { c.v[first_trainable] = Matrix<double>::Ones(params[first_trainable]->value.cols(), 1); },
        "second moment of " + tname + " is"},
-      {"moment of a frozen parameter",
-       [&](CkptImage& c) { c.m[first_frozen] = params[first_frozen]->value; },
+      {"moment of a frozen parameter", [&](CkptImage& c) { c.m[first_frozen] = params[first_frozen]->value; },
        "first moment of frozen parameter '" + params[first_frozen]->name + "'"},
       {"negative second moment", [&](CkptImage& c) { c.v[first_trainable](0, 0) = -1; },
        "second moment of " + tname + " has the entry -1"},
@@ -491,6 +492,7 @@ TEST_CASE("a checkpoint with a valid checksum but a hostile field is refused nam
   // The trainer still trains from where it was, and the genuine file still loads and resumes.
   const auto res = tr.run();
   CHECK(res.status == colora::Status::MaxIterations);  // patience > 0 and not triggered
+  CHECK(tr.info() == colora::Status::MaxIterations);
   CHECK(res.iterations == 8);
   CHECK(!bitwise_equal(before, values_of(model)));
   bool finite = true;
@@ -512,7 +514,7 @@ TEST_CASE("trainer: step() refuses to count past INT_MAX iterations") {
   auto data = planted_mlp_data<double>(spec, 10, rng);
   nn::MlpModel<double> model(spec);
   nn::TrainerOptions o;
-  o.iterations = 1;
+  o.max_iterations = 1;
   using T = nn::Trainer<nn::MlpModel<double>>;
   T tr(model, data, o);
   tr.run();
@@ -586,12 +588,13 @@ TEST_CASE("a diverging run stops with NumericalIssue and keeps finite parameters
   auto data = planted_mlp_data<double>(spec, 20, rng);
   nn::MlpModel<double> model(spec);
   nn::TrainerOptions o;
-  o.iterations = 200;
+  o.max_iterations = 200;
   o.optimizer.kind = nn::OptimizerKind::Sgd;
   o.optimizer.shared.lr = 1e12;
   nn::Trainer<nn::MlpModel<double>> tr(model, data, o);
   const auto res = tr.run();
   CHECK(res.status == colora::Status::NumericalIssue);
+  CHECK(tr.info() == colora::Status::NumericalIssue);
   CHECK(res.reason == colora::StopReason::NonFiniteValue);
   CHECK(res.iterations < 200);
   bool finite = true;
@@ -622,7 +625,7 @@ TEST_CASE("early stopping, callbacks and classification") {
   }
   nn::TrainerOptions o;
   o.loss = nn::LossKind::CrossEntropy;
-  o.iterations = 400;
+  o.max_iterations = 400;
   o.eval_every = 5;
   o.patience = 6;
   o.min_delta = 1e-4;
@@ -660,4 +663,451 @@ TEST_CASE("early stopping, callbacks and classification") {
   const auto r2 = t2.run();
   CHECK(r2.reason == colora::StopReason::CallbackRequested);
   CHECK(r2.iterations == 10);
+}
+
+// ---------------------------------------------------------------- training policy (training_policy.hpp, selection.hpp)
+
+namespace {
+
+/// A callback object that records every evaluation and the parameters at it (the start included).
+template <class S>
+struct Recorder {
+  std::vector<int> iterations;
+  std::vector<double> losses;
+  std::vector<std::vector<Matrix<S>>> values;
+  template <class T>
+  void begin_training(T& t, const nn::EvalRecord& start) {
+    *this = Recorder{};
+    add(t, start);
+  }
+  template <class T>
+  bool on_evaluation(T& t, const nn::EvalRecord& r) {
+    add(t, r);
+    return false;
+  }
+  template <class T>
+  void add(T& t, const nn::EvalRecord& r) {
+    iterations.push_back(r.iteration);
+    losses.push_back(r.val_loss);
+    values.push_back(t.trainable_values());
+  }
+};
+
+/// Index of the first strict minimum.
+std::size_t first_argmin(const std::vector<double>& v) {
+  return std::size_t(std::min_element(v.begin(), v.end()) - v.begin());
+}
+
+/// Index of the evaluation at which EarlyStopAtMinLoss(patience, min_delta) stops on `losses`
+/// (losses[0] is the start), or losses.size() if it does not: the reference rule, written out.
+std::size_t expected_stop(const std::vector<double>& losses, int patience, double min_delta) {
+  double best = losses[0];
+  int bad = 0;
+  for (std::size_t e = 1; e < losses.size(); ++e) {
+    if (losses[e] < best - min_delta) {
+      best = losses[e];
+      bad = 0;
+    } else if (++bad >= patience) {
+      return e;
+    }
+  }
+  return losses.size();
+}
+
+/// Small data on which a fast learning rate over-fits: the validation loss falls, then rises.
+template <class S>
+std::vector<nn::TaskData<S>> overfitting_data(Rng rng) {
+  std::vector<nn::TaskData<S>> d(2);
+  const Matrix<S> W = rng.normal_matrix<S>(2, 6);
+  for (auto& t : d) {
+    t.X = rng.normal_matrix<S>(8, 6);
+    t.Y = t.X * W.transpose() + S(0.8) * rng.normal_matrix<S>(8, 2);
+    t.X_val = rng.normal_matrix<S>(20, 6);
+    t.Y_val = t.X_val * W.transpose() + S(0.8) * rng.normal_matrix<S>(20, 2);
+  }
+  return d;
+}
+
+nn::TrainerOptions policy_options() {
+  nn::TrainerOptions o;
+  o.max_iterations = 150;
+  o.eval_every = 5;
+  o.batch_size = 0;
+  o.num_threads = 1;
+  o.optimizer.shared.lr = o.optimizer.personal.lr = 0.05;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("EarlyStopAtMinLoss stops at the evaluation its rule names (constructed loss sequences)") {
+  struct NoTrainer {};
+  NoTrainer t;
+  auto rec = [](int it, double loss) {
+    nn::EvalRecord r;
+    r.iteration = it;
+    r.val_loss = loss;
+    return r;
+  };
+  const std::vector<double> losses = {1.0, 0.9, 0.95, 0.8, 0.85, 0.86, 0.79, 0.9, 0.91, 0.92, 0.5};
+  for (int patience : {1, 2, 3, 4})
+    for (double min_delta : {0.0, 0.02, 0.06}) {
+      CAPTURE(patience);
+      CAPTURE(min_delta);
+      nn::EarlyStopAtMinLoss es(patience, min_delta);
+      es.begin_training(t, rec(0, losses[0]));
+      std::size_t stopped = losses.size();
+      for (std::size_t e = 1; e < losses.size(); ++e)
+        if (es.on_evaluation(t, rec(int(10 * e), losses[e]))) {
+          stopped = e;
+          break;
+        }
+      CHECK(stopped == expected_stop(losses, patience, min_delta));
+      CHECK(es.stopped_at() == (stopped < losses.size() ? int(10 * stopped) : -1));
+    }
+  // By hand: patience 3, min_delta 0 stops at the third evaluation after 0.79 (0.92, iteration 90).
+  nn::EarlyStopAtMinLoss es3(3);
+  es3.begin_training(t, rec(0, 1.0));
+  std::vector<bool> stops;
+  for (std::size_t e = 1; e < losses.size(); ++e) stops.push_back(es3.on_evaluation(t, rec(int(10 * e), losses[e])));
+  CHECK(stops == std::vector<bool>{false, false, false, false, false, false, false, false, true, true});
+  CHECK(es3.stopped_at() == 90);
+  // Without the start as reference, the first evaluation always improves; patience 0 never stops.
+  nn::EarlyStopAtMinLoss fresh(1, 0.0, /*include_start=*/false);
+  fresh.begin_training(t, rec(0, 0.1));
+  CHECK_FALSE(fresh.on_evaluation(t, rec(5, 0.5)));
+  CHECK(fresh.on_evaluation(t, rec(10, 0.6)));
+  nn::EarlyStopAtMinLoss never(0);
+  never.begin_training(t, rec(0, 0.1));
+  for (int e = 1; e < 50; ++e) CHECK_FALSE(never.on_evaluation(t, rec(e, 1.0 + e)));
+  CHECK_THROWS_WITH_AS(nn::EarlyStopAtMinLoss(-1), doctest::Contains("patience = -1"), std::invalid_argument);
+  CHECK_THROWS_WITH_AS(nn::EarlyStopAtMinLoss(2, -0.5), doctest::Contains("min_delta = -0.5"), std::invalid_argument);
+}
+
+TEST_CASE_TEMPLATE("EarlyStopAtMinLoss stops a real run at the right evaluation", S, COLORA_TEST_SCALARS) {
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 2);
+  const auto data = overfitting_data<S>(colora_test::rng_for("early stop run"));
+  const nn::TrainerOptions o = policy_options();
+  // The whole loss sequence first (no stopping), then runs with early stopping.
+  nn::MlpModel<S> m0(spec);
+  nn::Trainer<nn::MlpModel<S>> t0(m0, data, o);
+  Recorder<S> all;
+  CHECK(t0.info() == colora::Status::NotComputed);
+  t0.run(all);
+  CHECK(t0.info() == colora::Status::Success);
+  REQUIRE(all.losses.size() == 31);
+  for (int patience : {1, 3, 5}) {
+    CAPTURE(patience);
+    const std::size_t e = expected_stop(all.losses, patience, 0.0);
+    nn::MlpModel<S> m(spec);
+    nn::Trainer<nn::MlpModel<S>> t(m, data, o);
+    nn::EarlyStopAtMinLoss es(patience);
+    Recorder<S> seen;
+    const nn::TrainResult res = t.run(seen, es);
+    if (e < all.losses.size()) {
+      CHECK(res.reason == colora::StopReason::CallbackRequested);
+      CHECK(res.iterations == all.iterations[e]);
+      CHECK(es.stopped_at() == all.iterations[e]);
+    } else {
+      CHECK(res.reason == colora::StopReason::MaxIterations);
+      CHECK(res.iterations == o.max_iterations);
+    }
+    CHECK(t.info() == colora::Status::Success);
+    // The run is the same run up to the stop: every loss seen is the straight run's.
+    REQUIRE(seen.losses.size() == std::min(e + 1, all.losses.size()));
+    for (std::size_t j = 0; j < seen.losses.size(); ++j) CHECK(seen.losses[j] == all.losses[j]);
+  }
+}
+
+TEST_CASE_TEMPLATE("StoreBest restores the parameters of the minimum-validation evaluation, bit for bit", S,
+                   COLORA_TEST_SCALARS) {
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 2);
+  auto data = overfitting_data<S>(colora_test::rng_for("store best"));
+  const nn::TrainerOptions o = policy_options();
+  {
+    nn::MlpModel<S> m(spec);
+    nn::Trainer<nn::MlpModel<S>> t(m, data, o);
+    Recorder<S> rec;
+    nn::StoreBest<S> best;
+    const nn::TrainResult res = t.run(rec, best);
+    const std::size_t arg = first_argmin(rec.losses);
+    MESSAGE("minimum validation loss at evaluation " << arg << " of " << rec.losses.size());
+    REQUIRE(arg > 0);                      // training helps first ...
+    REQUIRE(arg + 1 < rec.losses.size());  // ... then over-fits: the minimum is inside the run
+    CHECK(best.best_iteration() == rec.iterations[arg]);
+    CHECK(best.best_loss() == rec.losses[arg]);
+    CHECK(bitwise_equal(t.trainable_values(), rec.values[arg]));
+    CHECK(bitwise_equal(best.best_values(), rec.values[arg]));
+    CHECK(res.final_eval.val_loss == rec.losses[arg]);  // final_eval is of the restored parameters
+    CHECK(!bitwise_equal(rec.values.back(), rec.values[arg]));
+    // restore = false: the model keeps the last parameters, the best are still available.
+    nn::MlpModel<S> m2(spec);
+    nn::Trainer<nn::MlpModel<S>> t2(m2, data, o);
+    nn::StoreBest<S> kept(/*include_start=*/true, /*restore=*/false);
+    t2.run(kept);
+    CHECK(bitwise_equal(t2.trainable_values(), rec.values.back()));
+    CHECK(bitwise_equal(kept.best_values(), rec.values[arg]));
+  }
+  {
+    // Validation targets = the untrained model's outputs: the start (iteration 0) is best and is restored.
+    const nn::MlpModel<S> m0(spec);
+    for (int i = 0; i < 2; ++i) data[std::size_t(i)].Y_val = m0.predict(data[std::size_t(i)].X_val, i);
+    nn::MlpModel<S> m(spec);
+    nn::Trainer<nn::MlpModel<S>> t(m, data, o);
+    const auto start = t.trainable_values();
+    nn::StoreBest<S> best;
+    t.run(best);
+    CHECK(best.best_iteration() == 0);
+    CHECK(bitwise_equal(t.trainable_values(), start));
+    // Without the start as a candidate the best is an evaluated iterate.
+    nn::MlpModel<S> m2(spec);
+    nn::Trainer<nn::MlpModel<S>> t2(m2, data, o);
+    nn::StoreBest<S> later(/*include_start=*/false);
+    t2.run(later);
+    CHECK(later.best_iteration() >= o.eval_every);
+  }
+  {
+    nn::MlpModel<S> m(spec);
+    nn::Trainer<nn::MlpModel<S>> t(m, data, o);
+    auto v = t.trainable_values();
+    v.pop_back();
+    CHECK_THROWS_AS(t.set_trainable_values(v), std::invalid_argument);
+    v = t.trainable_values();
+    v[0] = Matrix<S>::Zero(v[0].rows() + 1, v[0].cols());
+    CHECK_THROWS_WITH_AS(t.set_trainable_values(v), doctest::Contains("value 0 does not fit"), std::invalid_argument);
+  }
+}
+
+TEST_CASE_TEMPLATE("validation split: disjoint, complete, sized as documented, deterministic for the Rng", S,
+                   COLORA_TEST_SCALARS) {
+  CHECK(nn::validation_count(1, 0.2) == 0);
+  CHECK(nn::validation_count(2, 0.2) == 1);
+  CHECK(nn::validation_count(5, 0.2) == 1);
+  CHECK(nn::validation_count(10, 0.2) == 2);
+  CHECK(nn::validation_count(20, 0.2) == 4);
+  CHECK(nn::validation_count(10, 0.0) == 0);
+  CHECK(nn::validation_count(10, 0.99) == 9);
+  const Rng rng = colora_test::rng_for("validation split");
+  for (Index n : {1, 2, 5, 10, 37}) {
+    CAPTURE(n);
+    const nn::TrainValSplit s = nn::split_train_val(n, 0.2, rng.substream(std::uint64_t(n)));
+    CHECK(Index(s.val.size()) == nn::validation_count(n, 0.2));
+    std::vector<Index> all = s.train;
+    all.insert(all.end(), s.val.begin(), s.val.end());
+    std::sort(all.begin(), all.end());
+    REQUIRE(Index(all.size()) == n);
+    for (Index i = 0; i < n; ++i) CHECK(all[std::size_t(i)] == i);  // disjoint and complete
+    const nn::TrainValSplit again = nn::split_train_val(n, 0.2, rng.substream(std::uint64_t(n)));
+    CHECK(again.train == s.train);
+    CHECK(again.val == s.val);
+  }
+  // Whole tasks: examples of T = 2 rows stay together; X_val / Y_val are the held-out examples.
+  std::vector<nn::TaskData<S>> data(3);
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    const Index n = Index(5 + 5 * i);
+    data[i].X.resize(2 * n, 1);
+    data[i].Y.resize(n, 1);
+    for (Index e = 0; e < n; ++e) {
+      data[i].X(2 * e, 0) = S(e);
+      data[i].X(2 * e + 1, 0) = S(1000 + e);
+      data[i].Y(e, 0) = S(e);
+    }
+  }
+  const auto split = nn::split_validation(data, 0.2, 2, rng.substream(99));
+  const auto split2 = nn::split_validation(data, 0.2, 2, rng.substream(99));
+  bool other_stream_differs = false;
+  for (std::size_t i = 0; i < data.size(); ++i) {
+    CAPTURE(i);
+    const auto& t = split[i];
+    const Index n = data[i].Y.rows();
+    CHECK(t.Y_val.rows() == nn::validation_count(n, 0.2));
+    CHECK(t.Y.rows() + t.Y_val.rows() == n);
+    REQUIRE(t.X.rows() == 2 * t.Y.rows());
+    REQUIRE(t.X_val.rows() == 2 * t.Y_val.rows());
+    std::vector<Index> ids;
+    for (Index e = 0; e < t.Y.rows(); ++e) ids.push_back(Index(t.Y(e, 0)));
+    for (Index e = 0; e < t.Y_val.rows(); ++e) ids.push_back(Index(t.Y_val(e, 0)));
+    for (Index e = 0; e < t.Y.rows(); ++e) CHECK(t.X(2 * e + 1, 0) == S(1000) + t.Y(e, 0));
+    for (Index e = 0; e < t.Y_val.rows(); ++e) CHECK(t.X_val(2 * e, 0) == t.Y_val(e, 0));
+    std::sort(ids.begin(), ids.end());
+    for (Index e = 0; e < n; ++e) CHECK(ids[std::size_t(e)] == e);
+    // The split of task i is split_train_val with the task's substream.
+    const nn::TrainValSplit sp = nn::split_train_val(n, 0.2, rng.substream(99).substream(i));
+    for (std::size_t j = 0; j < sp.val.size(); ++j) CHECK(t.Y_val(Index(j), 0) == S(sp.val[j]));
+    CHECK(split2[i].Y_val == t.Y_val);
+    CHECK(split2[i].X == t.X);
+    other_stream_differs |= nn::split_validation(data, 0.2, 2, rng.substream(100))[i].Y_val != t.Y_val;
+  }
+  CHECK(other_stream_differs);
+}
+
+TEST_CASE_TEMPLATE("fit_selected picks the candidate of lowest validation loss, then refits", S, COLORA_TEST_SCALARS) {
+  const nn::MlpSpec spec = small_mlp(AdapterKind::Colora, 2);
+  auto data = overfitting_data<S>(colora_test::rng_for("candidate selection"));
+  for (auto& t : data) {  // the selection carves its validation data from X, Y
+    t.X_val.resize(0, 0);
+    t.Y_val.resize(0, 0);
+  }
+  nn::TrainerOptions o;
+  o.batch_size = 0;
+  o.num_threads = 1;
+  nn::SelectionOptions sel;
+  sel.lrs = {1e-4, 0.01, 0.05};
+  sel.personal_ratios = {1.0, 0.1};
+  sel.max_iterations = 60;
+  sel.eval_every = 5;
+  sel.val_fraction = 0.25;
+  const Rng split_rng = colora_test::rng_for("candidate selection split");
+  auto make = [&] { return nn::MlpModel<S>(spec); };
+  // Reference: every candidate trained on the same split with StoreBest.
+  const auto fit = nn::split_validation(data, sel.val_fraction, 1, split_rng);
+  std::vector<double> best_loss;
+  std::vector<int> best_it;
+  std::vector<std::vector<Matrix<S>>> best_values;
+  for (double lr : sel.lrs)
+    for (double ratio : sel.personal_ratios) {
+      nn::TrainerOptions c = o;
+      c.max_iterations = sel.max_iterations;
+      c.eval_every = sel.eval_every;
+      c.optimizer.shared.lr = lr;
+      c.optimizer.personal.lr = lr * ratio;
+      nn::MlpModel<S> m = make();
+      nn::Trainer<nn::MlpModel<S>> t(m, fit, c);
+      nn::StoreBest<S> keep;
+      t.run(keep);
+      best_loss.push_back(keep.best_loss());
+      best_it.push_back(keep.best_iteration());
+      best_values.push_back(keep.best_values());
+    }
+  const std::size_t arg = first_argmin(best_loss);
+  const double worst = *std::max_element(best_loss.begin(), best_loss.end());
+  REQUIRE(best_loss[arg] < worst);  // the candidates differ
+  nn::Selection chosen;
+  sel.refit = false;
+  nn::MlpModel<S> kept = nn::fit_selected<nn::MlpModel<S>>(make, data, o, sel, split_rng, chosen);
+  CHECK(chosen.lr == sel.lrs[arg / 2]);
+  CHECK(chosen.personal_ratio == sel.personal_ratios[arg % 2]);
+  CHECK(chosen.iteration == best_it[arg]);
+  CHECK(chosen.val_loss == best_loss[arg]);
+  CHECK_FALSE(chosen.numerical_issue);
+  CHECK(bitwise_equal(nn::Trainer<nn::MlpModel<S>>(kept, fit, o).trainable_values(), best_values[arg]));
+  // Refit: a fresh model trained on all examples with the chosen rates for the chosen iterations.
+  sel.refit = true;
+  nn::Selection again;
+  nn::MlpModel<S> refit = nn::fit_selected<nn::MlpModel<S>>(make, data, o, sel, split_rng, again);
+  CHECK(again.lr == chosen.lr);
+  CHECK(again.iteration == chosen.iteration);
+  nn::MlpModel<S> by_hand = make();
+  nn::TrainerOptions r = o;
+  r.max_iterations = chosen.iteration;
+  r.eval_every = 0;
+  r.optimizer.shared.lr = chosen.lr;
+  r.optimizer.personal.lr = chosen.lr * chosen.personal_ratio;
+  nn::Trainer<nn::MlpModel<S>>(by_hand, data, r).run();
+  CHECK(bitwise_equal(values_of(refit), values_of(by_hand)));
+  // No validation data (val_fraction 0): the first candidate, the whole budget, all examples.
+  sel.val_fraction = 0;
+  nn::Selection none;
+  nn::fit_selected<nn::MlpModel<S>>(make, data, o, sel, split_rng, none);
+  CHECK(none.lr == sel.lrs[0]);
+  CHECK(none.iteration == sel.max_iterations);
+  sel.lrs.clear();
+  CHECK_THROWS_WITH_AS(nn::fit_selected<nn::MlpModel<S>>(make, data, o, sel, split_rng, none),
+                       doctest::Contains("no learning rate"), std::invalid_argument);
+}
+
+namespace {
+
+/// The lines of this file between the lines holding `begin` and `end`, without their first
+/// `indent` characters: a code example that docs/nn.md must show verbatim.
+std::string example_from_this_file(const std::string& begin, const std::string& end, std::size_t indent) {
+  std::ifstream in(__FILE__);
+  REQUIRE_MESSAGE(in, "cannot read " << __FILE__);
+  std::string line, out;
+  bool inside = false;
+  while (std::getline(in, line)) {
+    if (line.find(end) != std::string::npos && inside) break;
+    if (inside) out += (line.size() > indent ? line.substr(indent) : std::string()) + "\n";
+    if (line.find(begin) != std::string::npos) inside = true;
+  }
+  return out;
+}
+
+std::string docs_nn_md() {
+  std::string here = __FILE__;
+  const std::string path = here.substr(0, here.find_last_of("/\\") + 1) + "../docs/nn.md";
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in, "cannot read " << path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("docs/nn.md, Training policy: the example compiles, runs, and is the one the page shows") {
+  std::ostringstream captured;
+  std::streambuf* old = std::cout.rdbuf(captured.rdbuf());
+  {
+    // clang-format off
+    // docs/nn.md training-policy example begin
+    // 3 users, 40 examples each of a shared linear map plus noise (your data goes here).
+    colora::Rng rng(42);
+    const colora::Matrix<double> W = rng.normal_matrix<double>(2, 6);
+    std::vector<nn::TaskData<double>> data(3);
+    for (auto& t : data) {
+      t.X = rng.normal_matrix<double>(40, 6);
+      t.Y = t.X * W.transpose() + 0.3 * rng.normal_matrix<double>(40, 2);
+    }
+    nn::MlpSpec spec;
+    spec.in = 6;
+    spec.hidden = {16};
+    spec.out = 2;
+    spec.num_tasks = 3;
+    spec.adapter = nn::AdapterSpec{colora::AdapterKind::Colora, 2};
+
+    // Hold out 20 % of each task's own examples as X_val / Y_val (deterministic for the Rng).
+    const auto split = nn::split_validation(data, 0.2, /*rows_per_example=*/1, colora::Rng(7));
+
+    // Train with callback objects: stop after 5 evaluations without improvement,
+    // and put back the parameters of the lowest validation loss when the run ends.
+    nn::MlpModel<double> model(spec);
+    nn::TrainerOptions opt;
+    opt.max_iterations = 500;
+    opt.eval_every = 10;
+    opt.batch_size = 0;
+    nn::Trainer<nn::MlpModel<double>> trainer(model, split, opt);
+    nn::EarlyStopAtMinLoss stop(/*patience=*/5, /*min_delta=*/1e-4);
+    nn::StoreBest<double> best;
+    trainer.run(stop, best);
+    std::cout << colora::to_string(trainer.info()) << ": best validation loss " << best.best_loss()
+              << " at iteration " << best.best_iteration() << "\n";
+
+    // Or let the library pick the learning rates on the split, then refit on all the examples.
+    nn::SelectionOptions sel;
+    sel.lrs = {3e-3, 1e-2, 3e-2};
+    sel.personal_ratios = {1.0, 0.1};
+    sel.max_iterations = 300;
+    sel.refit = true;
+    nn::Selection chosen;
+    auto make = [&] { return nn::MlpModel<double>(spec); };
+    nn::MlpModel<double> fitted = nn::fit_selected<nn::MlpModel<double>>(make, data, opt, sel, colora::Rng(7), chosen);
+    std::cout << "lr " << chosen.lr << ", personal x" << chosen.personal_ratio << ", "
+              << chosen.iteration << " iterations\n";
+    // docs/nn.md training-policy example end
+    // clang-format on
+    std::cout.rdbuf(old);
+    MESSAGE(captured.str());
+    CHECK(trainer.info() == colora::Status::Success);
+    CHECK(best.best_iteration() > 0);
+    CHECK(chosen.iteration > 0);
+    CHECK(fitted.predict(data[0].X, 0).allFinite());
+  }
+  std::cout.rdbuf(old);
+  const std::string example = example_from_this_file("// docs/nn.md training-policy example begin",
+                                                     "// docs/nn.md training-policy example end", 4);
+  REQUIRE(example.size() > 500);
+  CHECK_MESSAGE(docs_nn_md().find("```cpp\n" + example + "```") != std::string::npos,
+                "docs/nn.md must show this example verbatim:\n"
+                    << example);
 }

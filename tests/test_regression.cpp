@@ -86,7 +86,8 @@ TEST_CASE("generator: reproducible from the seed, for any thread count, with the
   CHECK(generate_regression<double>(g).tasks[0].X != c.tasks[0].X);
 }
 
-TEST_CASE_TEMPLATE("noiseless (M1): every A-step solver and both initializations recover the truth", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("noiseless (M1): every A-step solver and both initializations recover the truth", Scalar,
+                   COLORA_TEST_SCALARS) {
   const auto pb = generate_regression<Scalar>(small_problem(2));
   for (AStepSolver a : {AStepSolver::Exact, AStepSolver::Cg, AStepSolver::Gd}) {
     for (InitKind init : {InitKind::Spectral, InitKind::Random}) {
@@ -266,7 +267,8 @@ TEST_CASE("q = 1 (scalar output, the FedRep model) recovers the shared A") {
   check_recovered(s, *pb.truth, 1e-8);
 }
 
-TEST_CASE_TEMPLATE("q < r: the personal-head truth (FedRep's model) is planted and recovered", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("q < r: the personal-head truth (FedRep's model) is planted and recovered", Scalar,
+                   COLORA_TEST_SCALARS) {
   for (const auto& [q, r] : {std::pair<Index, Index>{1, 2}, std::pair<Index, Index>{2, 3}}) {
     CAPTURE(q);
     CAPTURE(r);

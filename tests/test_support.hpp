@@ -40,8 +40,8 @@ template <class Scalar>
 struct Tol;
 template <>
 struct Tol<double> {
-  static constexpr double tight = 1e-12;     ///< rounding-level identities
-  static constexpr double recovery = 1e-8;   ///< noiseless planted recovery
+  static constexpr double tight = 1e-12;    ///< rounding-level identities
+  static constexpr double recovery = 1e-8;  ///< noiseless planted recovery
   static constexpr double loose = 1e-6;
 };
 template <>

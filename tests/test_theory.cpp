@@ -100,8 +100,8 @@ double max_random_deviation(const Problem& pb, Index s, colora::Rng& rng, int co
     std::vector<Matrix<Scalar>> D(static_cast<size_t>(k));
     const Index single = c % 2 == 0 ? -1 : Index(rng.below(std::uint64_t(k)));
     for (Index i = 0; i < k; ++i) {
-      const Matrix<Scalar> C =
-          (single < 0 || single == i) ? rng.normal_matrix<Scalar>(s, s) : Matrix<Scalar>::Zero(s, s);
+      const Matrix<Scalar> C = (single < 0 || single == i) ? rng.normal_matrix<Scalar>(s, s)
+                                                           : Matrix<Scalar>::Zero(s, s);
       D[size_t(i)] = U * C * V.transpose();
     }
     dev = std::max(dev, std::abs(dense_ratio(pb, D) - 1.0));
@@ -110,8 +110,7 @@ double max_random_deviation(const Problem& pb, Index s, colora::Rng& rng, int co
 }
 
 bool bitwise_equal(const Matrix<double>& a, const Matrix<double>& b) {
-  return a.rows() == b.rows() && a.cols() == b.cols() &&
-         std::equal(a.data(), a.data() + a.size(), b.data());
+  return a.rows() == b.rows() && a.cols() == b.cols() && std::equal(a.data(), a.data() + a.size(), b.data());
 }
 template <class Scalar>
 bool same_result(const colora::GripResult<Scalar>& a, const colora::GripResult<Scalar>& b) {
@@ -177,7 +176,8 @@ TEST_CASE_TEMPLATE("GRIP (M1): a scaled column makes delta grow to the exact val
   CHECK(ex.argmin_task == 3);
 }
 
-TEST_CASE_TEMPLATE("GRIP (M1): reported extremes are attained by their directions and beat random ones", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("GRIP (M1): reported extremes are attained by their directions and beat random ones", Scalar,
+                   COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("grip m1 certified");
   for (Index n : {Index(30), Index(7)}) {  // n_i > p and n_i < p
     CAPTURE(n);
@@ -185,7 +185,7 @@ TEST_CASE_TEMPLATE("GRIP (M1): reported extremes are attained by their direction
     colora::GripOptions opt;
     opt.rank = 2;
     opt.seed = 11;
-    opt.iterations = 60;
+    opt.max_iterations = 60;
     opt.tolerance = 0.0;
     const auto res = colora::grip_estimate(pb, opt);
     REQUIRE(res.status == colora::Status::Success);
@@ -216,7 +216,7 @@ TEST_CASE("GRIP: 1 and 2 threads give bitwise identical results") {
   colora::GripOptions opt;
   opt.rank = 2;
   opt.seed = 2;
-  opt.iterations = 10;
+  opt.max_iterations = 10;
   {
     const auto pb = gaussian_regression<double>(rng, 7, 15, 12, 9);
     opt.num_threads = 1;
@@ -255,11 +255,12 @@ TEST_CASE("GRIP: bad options and shapes name the field") {
 // ---------------------------------------------------------------------------
 // GRIP, (M2)
 
-TEST_CASE_TEMPLATE("GRIP (M2): certified, above random directions, shrinking with m, below the prediction", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("GRIP (M2): certified, above random directions, shrinking with m, below the prediction", Scalar,
+                   COLORA_TEST_SCALARS) {
   const Index k = 3, p = 5, q = 4, r = 1;
   colora::GripOptions opt;
   opt.rank = r;
-  opt.iterations = 25;
+  opt.max_iterations = 25;
   double mean_small = 0, mean_large = 0;
   for (int seed = 0; seed < 2; ++seed) {
     auto rng = colora_test::rng_for("grip m2 seed " + std::to_string(seed));
@@ -429,8 +430,7 @@ TEST_CASE("fit_contraction_rate: no floor, exact zeros, constant, short historie
     CHECK(zero_after_one.status == colora::RateFitStatus::TooShort);
     CHECK(zero_after_one.floor_onset == 1);
   }
-  CHECK_THROWS_WITH_AS(colora::fit_contraction_rate({1.0, -0.5}), doctest::Contains("dist[1]"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(colora::fit_contraction_rate({1.0, -0.5}), doctest::Contains("dist[1]"), std::invalid_argument);
   CHECK_THROWS_WITH_AS(colora::fit_contraction_rate({1.0, std::nan("")}), doctest::Contains("dist[1]"),
                        std::invalid_argument);
   colora::RateFitOptions bad;
@@ -468,7 +468,8 @@ colora::GroundTruth<Scalar> planted_truth(colora::Rng& rng, Index k, Index p, In
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("task_structure: diversity 1 for balanced cores, 0 for rank-1 cores, exact angles", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("task_structure: diversity 1 for balanced cores, 0 for rank-1 cores, exact angles", Scalar,
+                   COLORA_TEST_SCALARS) {
   auto rng = colora_test::rng_for("task structure");
   const Index k = 4, p = 9, q = 7, r = 3;
   auto g = planted_truth<Scalar>(rng, k, p, q, r, 0.6, 0.3);
@@ -534,7 +535,8 @@ colora::SolverOptions report_solver(Index rank, int iterations) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, counts match the formula", Scalar, COLORA_TEST_SCALARS) {
+TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, counts match the formula", Scalar,
+                   COLORA_TEST_SCALARS) {
   const auto g = report_problem(11);
   const auto pb = colora::generate_regression<Scalar>(g);
   colora::Solver<Scalar> s(report_solver(g.rank, 30));
@@ -641,7 +643,7 @@ TEST_CASE("guarantee_report (M2): search lower bound and the r^2-dimensional ora
   s.compute(pb);
   colora::GuaranteeReportOptions ro;
   ro.grip.restarts = 1;
-  ro.grip.iterations = 5;
+  ro.grip.max_iterations = 5;
   ro.num_threads = 1;
   const auto rep = colora::guarantee_report(pb, s, ro);
   CHECK(rep.model == colora::MeasurementModel::Sensing);
@@ -660,8 +662,7 @@ TEST_CASE("guarantee_report: bad input names the function and the field") {
   s.compute(pb);
   colora::GuaranteeReportOptions ro;
   ro.floor_factor = 0.5;
-  CHECK_THROWS_WITH_AS(colora::guarantee_report(pb, s, ro), doctest::Contains("floor_factor"),
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(colora::guarantee_report(pb, s, ro), doctest::Contains("floor_factor"), std::invalid_argument);
   pb.truth.reset();
   CHECK_THROWS_WITH_AS(colora::guarantee_report(pb, s), doctest::Contains("colora::guarantee_report"),
                        std::invalid_argument);

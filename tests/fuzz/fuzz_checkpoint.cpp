@@ -53,7 +53,7 @@ nn::TrainerOptions fuzz_options(int iterations, bool early_stopping, bool altern
   nn::TrainerOptions o;
   o.schedule = alternating ? nn::Schedule::Alternating : nn::Schedule::Joint;
   o.tau = 2;
-  o.iterations = iterations;
+  o.max_iterations = iterations;
   o.batch_size = 2;
   o.loss = nn::LossKind::CrossEntropy;
   o.optimizer.kind = nn::OptimizerKind::AdamW;
@@ -98,8 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // A state that loads is safe to use: resume it for up to two iterations, evaluate, step.
   Model model = make_model();
-  FuzzTrainer tr(model, fuzz_data(), fuzz_options(iteration <= INT_MAX - 2 ? iteration + 2 : INT_MAX, true,
-                                                  alternating));
+  FuzzTrainer tr(model, fuzz_data(),
+                 fuzz_options(iteration <= INT_MAX - 2 ? iteration + 2 : INT_MAX, true, alternating));
   tr.load_checkpoint(path);
   const nn::TrainResult res = tr.run();
   if (res.iterations < iteration) finding("run() went back in iterations");

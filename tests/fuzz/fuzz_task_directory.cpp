@@ -14,9 +14,9 @@
 
 namespace {
 
-const char* const kNames[] = {"X_0.npy",      "Y_0.npy",      "X_1.npy", "Y_1.npy",  "X_2.npy",
-                              "Y_2.npy",      "X_test_0.npy", "Y_test_0.npy", "X_test_1.npy", "Y_test_1.npy",
-                              "W0.npy",       "X_10.npy",     "Y_10.npy", "X_01.npy", "notes.txt"};
+const char* const kNames[] = {"X_0.npy", "Y_0.npy",      "X_1.npy",      "Y_1.npy",      "X_2.npy",
+                              "Y_2.npy", "X_test_0.npy", "Y_test_0.npy", "X_test_1.npy", "Y_test_1.npy",
+                              "W0.npy",  "X_10.npy",     "Y_10.npy",     "X_01.npy",     "notes.txt"};
 constexpr std::size_t kNumNames = sizeof(kNames) / sizeof(kNames[0]);
 
 std::string task_dir() { return colora_fuzz::scratch_dir() + "/tasks"; }

@@ -1,13 +1,12 @@
-// The baselines of spec section 7 as first-class solvers, and one entry
-// point that runs any method by name (docs/baselines.md):
+// The baselines (docs/baselines.md) as first-class solvers, their registry
+// (name, traits, fit function) and one entry point that runs any method by name:
 //
 //   auto res = colora::fit_baseline("fedrep", problem, options);   // BaselineResult
 //   res.status, res.stop_reason, res.history, res.estimate (U_i, V_i, A, B, named factors)
 //   colora::estimate_metrics(*problem.truth, res.estimate);        // gauge-free errors
 //   colora::estimate_test_mse(problem, res.estimate);
 //
-// Names: colora, oracle, local, local-lora, global, global-lora, fedrep,
-// fedrep-gd, ffa, gd-gd, mom. Every method accepts RegressionProblem (M1) and
+// Names: baseline_names() (the registry's order). Every method accepts RegressionProblem (M1) and
 // SensingProblem (M2).
 #pragma once
 
@@ -23,14 +22,6 @@
 #include "colora/regression/oracle.hpp"
 
 namespace colora {
-
-/// Every method fit_baseline() knows, in a fixed order.
-inline const std::vector<std::string>& baseline_names() {
-  static const std::vector<std::string> names = {"colora", "oracle",      "local",  "local-lora",
-                                                 "global", "global-lora", "fedrep", "fedrep-gd",
-                                                 "ffa",    "gd-gd",       "mom"};
-  return names;
-}
 
 /// CoLoRA itself through the generic interface (the Solver; history as the solver's).
 template <class Problem>
@@ -67,22 +58,69 @@ BaselineResult<typename Problem::Scalar> fit_oracle_baseline(const Problem& pb, 
   return res;
 }
 
+/// What the programs need to know about a method besides its fit function.
+struct BaselineTraits {
+  const char* name;
+  bool needs_rank;        ///< false for the full-rank methods (local, global)
+  bool allows_wide_rank;  ///< runs with r > q (colora-form with B = [I_q 0], heads, rank-free)
+};
+
+/// One method of the registry: its traits and its fit function for a problem type.
+template <class Problem>
+struct BaselineEntry {
+  BaselineTraits traits;
+  BaselineResult<typename Problem::Scalar> (*fit)(const Problem&, const BaselineOptions&);
+};
+
+/// Every method fit_baseline() knows, in a fixed order. Adding a method is
+/// one entry here plus the method's own header (docs/baselines.md).
+template <class Problem>
+const std::vector<BaselineEntry<Problem>>& baseline_registry() {
+  using R = BaselineResult<typename Problem::Scalar>;
+  static const std::vector<BaselineEntry<Problem>> registry = {
+      {{"colora", true, true}, &fit_colora<Problem>},
+      {{"oracle", true, true}, &fit_oracle_baseline<Problem>},
+      {{"local", false, true}, &fit_local<Problem>},
+      {{"local-lora", true, false}, &fit_local_lora<Problem>},
+      {{"global", false, true}, &fit_global<Problem>},
+      {{"global-lora", true, false}, &fit_global_lora<Problem>},
+      {{"fedrep", true, true}, [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o); }},
+      {{"fedrep-gd", true, true},
+       [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o, FedRepVariant::AltGD); }},
+      {{"ffa", true, false}, &fit_ffa<Problem>},
+      {{"gd-gd", true, false}, &fit_gd_gd<Problem>},
+      {{"mom", true, true}, &fit_mom<Problem>},
+  };
+  return registry;
+}
+
+/// The traits of every method, in the registry's order.
+inline const std::vector<BaselineTraits>& baseline_traits() {
+  static const std::vector<BaselineTraits> traits = [] {
+    std::vector<BaselineTraits> t;
+    for (const auto& e : baseline_registry<RegressionProblem<double>>()) t.push_back(e.traits);
+    return t;
+  }();
+  return traits;
+}
+
+/// The names of every method, in the registry's order.
+inline const std::vector<std::string>& baseline_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const auto& t : baseline_traits()) n.emplace_back(t.name);
+    return n;
+  }();
+  return names;
+}
+
 /// Runs the method called `name` (see baseline_names()). Throws
 /// std::invalid_argument for an unknown name or bad input/options.
 template <class Problem>
 BaselineResult<typename Problem::Scalar> fit_baseline(const std::string& name, const Problem& pb,
                                                       const BaselineOptions& o) {
-  if (name == "colora") return fit_colora(pb, o);
-  if (name == "oracle") return fit_oracle_baseline(pb, o);
-  if (name == "local") return fit_local(pb, o);
-  if (name == "local-lora") return fit_local_lora(pb, o);
-  if (name == "global") return fit_global(pb, o);
-  if (name == "global-lora") return fit_global_lora(pb, o);
-  if (name == "fedrep") return fit_fedrep(pb, o, FedRepVariant::AltMin);
-  if (name == "fedrep-gd") return fit_fedrep(pb, o, FedRepVariant::AltGD);
-  if (name == "ffa") return fit_ffa(pb, o);
-  if (name == "gd-gd") return fit_gd_gd(pb, o);
-  if (name == "mom") return fit_mom(pb, o);
+  for (const auto& e : baseline_registry<Problem>())
+    if (name == e.traits.name) return e.fit(pb, o);
   std::string all;
   for (const auto& n : baseline_names()) all += " " + n;
   detail::invalid("colora::fit_baseline", "unknown method '", name, "' (known:", all, ")");

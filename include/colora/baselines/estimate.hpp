@@ -1,4 +1,4 @@
-// What every baseline (spec section 7) shares: the options, a generic
+// What every baseline (docs/baselines.md) shares: the options, a generic
 // multi-task estimate, the result struct, and the uniform diagnostics.
 //
 // Every method's estimate is stored as per-task factors
@@ -22,7 +22,8 @@
 #include <vector>
 
 #include "colora/core/errors.hpp"
-#include "colora/diagnostics/recovery_metrics.hpp"
+#include "colora/regression/recovery_metrics.hpp"
+#include "colora/regression/problem_views.hpp"
 #include "colora/regression/solver.hpp"
 
 namespace colora {
@@ -74,15 +75,15 @@ struct PersonalFactors {
 /// A multi-task estimate in the generic factored form W_i = W_0 + U_i V_i^T.
 template <class Scalar>
 struct MultiTaskEstimate {
-  std::vector<Matrix<Scalar>> U;  ///< q x r_i per task
-  std::vector<Matrix<Scalar>> V;  ///< p x r_i per task (I_p when dense)
-  bool dense = false;             ///< V_i = I_p: U_i is the full q x p W_i - W_0
-  Matrix<Scalar> A;               ///< shared r x p row factor, empty when the method has none
-  Matrix<Scalar> B;               ///< shared q x r column factor, empty when the method has none
-  Matrix<Scalar> W0;              ///< frozen base (empty = zero)
-  std::vector<NamedFactor<Scalar>> shared;       ///< the method's own shared parameters
+  std::vector<Matrix<Scalar>> U;                  ///< q x r_i per task
+  std::vector<Matrix<Scalar>> V;                  ///< p x r_i per task (I_p when dense)
+  bool dense = false;                             ///< V_i = I_p: U_i is the full q x p W_i - W_0
+  Matrix<Scalar> A;                               ///< shared r x p row factor, empty when the method has none
+  Matrix<Scalar> B;                               ///< shared q x r column factor, empty when the method has none
+  Matrix<Scalar> W0;                              ///< frozen base (empty = zero)
+  std::vector<NamedFactor<Scalar>> shared;        ///< the method's own shared parameters
   std::vector<PersonalFactors<Scalar>> personal;  ///< the method's own personal parameters
-  Index trainable_parameters = 0;  ///< parameters the method fits (frozen ones excluded)
+  Index trainable_parameters = 0;                 ///< parameters the method fits (frozen ones excluded)
 
   Index num_tasks() const { return Index(U.size()); }
   /// W_i - W_0 (q x p, dense).
@@ -122,28 +123,25 @@ struct MultiTaskEstimate {
   }
 };
 
-/// What every baseline returns (the CoLoRA Solver's outcome vocabulary).
+/// What every baseline returns: the report every fit gives (FitReport:
+/// status, stop reason, iterations, history, warnings), the method's name
+/// and its estimate.
 template <class Scalar>
-struct BaselineResult {
+struct BaselineResult : FitReport {
   std::string method;
-  Status status = Status::NotComputed;
-  StopReason stop_reason = StopReason::NotStarted;
-  int iterations = 0;
   MultiTaskEstimate<Scalar> estimate;
-  std::vector<IterationRecord> history;  ///< one record per iteration (one for closed forms)
-  std::vector<std::string> warnings;
 };
 
 namespace detail {
 
-template <class Problem>
-using model_for = std::conditional_t<std::is_same<Problem, RegressionProblem<typename Problem::Scalar>>::value,
-                                     RegressionModel<typename Problem::Scalar>, SensingModel<typename Problem::Scalar>>;
-
 template <class Scalar>
-constexpr bool is_regression(const RegressionProblem<Scalar>*) { return true; }
+constexpr bool is_regression(const RegressionProblem<Scalar>*) {
+  return true;
+}
 template <class Scalar>
-constexpr bool is_regression(const SensingProblem<Scalar>*) { return false; }
+constexpr bool is_regression(const SensingProblem<Scalar>*) {
+  return false;
+}
 
 /// w_i = 1 or 1/n_i.
 template <class Problem>
@@ -165,34 +163,7 @@ void check_rank(const Problem& pb, Index r, const char* where, bool wide_ok = fa
   }
   const Index m = std::min(pb.input_dim(), pb.output_dim());
   require(r >= 1 && r <= m, where, "rank r = ", r, " must be in [1, min(p, q) = ", m,
-          "] (r > q is supported by colora, fedrep, fedrep-gd, mom, oracle, local and global only)");
-}
-
-/// Targets of (M2): y_i - M_i vec(W_0).
-template <class Scalar>
-Vector<Scalar> sensing_target(const SensingProblem<Scalar>& pb, Index i) {
-  const auto& t = pb.tasks[size_t(i)];
-  Vector<Scalar> y = t.y;
-  if (pb.W0.size()) y.noalias() -= t.M * Eigen::Map<const Vector<Scalar>>(pb.W0.data(), pb.W0.size());
-  return y;
-}
-
-/// Ridge least squares min_Z ||F Z - T||^2 + ridge ||Z||^2 (F n x d, T n x c),
-/// in primal form when n >= d and in kernel form Z = F^T (F F^T + ridge)^{-1} T
-/// when n < d, which with ridge = 0 is the minimum-norm solution.
-template <class Scalar>
-bool ridge_least_squares(const Matrix<Scalar>& F, const Matrix<Scalar>& T, Scalar ridge, Matrix<Scalar>& Z) {
-  if (F.rows() >= F.cols()) {
-    Matrix<Scalar> G = F.transpose() * F;
-    G.diagonal().array() += ridge;
-    return solve_spd<Scalar>(G, F.transpose() * T, Z);
-  }
-  Matrix<Scalar> K = F * F.transpose();
-  K.diagonal().array() += ridge;
-  Matrix<Scalar> alpha;
-  const bool ok = solve_spd<Scalar>(K, T, alpha);
-  Z = F.transpose() * alpha;
-  return ok && Z.allFinite();
+          "] (this method needs r <= q; the methods whose registry entry allows a wide rank take r > q)");
 }
 
 /// Training loss ||target_i - A_i(U V^T)||^2 of one task.
@@ -220,8 +191,8 @@ double task_test_se(const RegressionProblem<Scalar>& pb, Index i, const Matrix<S
   const auto& t = pb.tasks[size_t(i)];
   count = t.X_test.rows() * t.Y_test.cols();
   if (count == 0) return 0.0;
-  Matrix<Scalar> pred =
-      dense ? Matrix<Scalar>(t.X_test * U.transpose()) : Matrix<Scalar>((t.X_test * V) * U.transpose());
+  Matrix<Scalar> pred = dense ? Matrix<Scalar>(t.X_test * U.transpose())
+                              : Matrix<Scalar>((t.X_test * V) * U.transpose());
   if (pb.W0.size()) pred.noalias() += t.X_test * pb.W0.transpose();
   return double((t.Y_test - pred).squaredNorm());
 }
@@ -271,67 +242,6 @@ inline void summarise_errors(const std::vector<std::pair<double, double>>& e, Re
   m.median_rel_err = median_of(m.rel_err);
 }
 
-/// A single-task problem holding task i's training data (no test split, no truth).
-template <class Scalar>
-RegressionProblem<Scalar> single_task(const RegressionProblem<Scalar>& pb, Index i) {
-  RegressionProblem<Scalar> out;
-  out.tasks.push_back({pb.tasks[size_t(i)].X, pb.tasks[size_t(i)].Y, {}, {}});
-  out.W0 = pb.W0;
-  return out;
-}
-template <class Scalar>
-SensingProblem<Scalar> single_task(const SensingProblem<Scalar>& pb, Index i) {
-  SensingProblem<Scalar> out;
-  out.tasks.push_back({pb.tasks[size_t(i)].M, pb.tasks[size_t(i)].y, {}, {}});
-  out.p = pb.p;
-  out.q = pb.q;
-  out.W0 = pb.W0;
-  return out;
-}
-
-/// All tasks stacked into one, rows of task i scaled by sqrt(w_i): the
-/// pooled least-squares problem whose loss is sum_i w_i L_i.
-template <class Scalar>
-RegressionProblem<Scalar> pooled(const RegressionProblem<Scalar>& pb, const std::vector<Scalar>& w) {
-  Index n = pb.total_samples();
-  RegressionTask<Scalar> t;
-  t.X.resize(n, pb.input_dim());
-  t.Y.resize(n, pb.output_dim());
-  Index row = 0;
-  for (Index i = 0; i < pb.num_tasks(); ++i) {
-    const auto& s = pb.tasks[size_t(i)];
-    const Scalar c = std::sqrt(w[size_t(i)]);
-    t.X.middleRows(row, s.samples()) = c * s.X;
-    t.Y.middleRows(row, s.samples()) = c * s.Y;
-    row += s.samples();
-  }
-  RegressionProblem<Scalar> out;
-  out.tasks.push_back(std::move(t));
-  out.W0 = pb.W0;
-  return out;
-}
-template <class Scalar>
-SensingProblem<Scalar> pooled(const SensingProblem<Scalar>& pb, const std::vector<Scalar>& w) {
-  Index n = pb.total_samples();
-  SensingTask<Scalar> t;
-  t.M.resize(n, pb.p * pb.q);
-  t.y.resize(n);
-  Index row = 0;
-  for (Index i = 0; i < pb.num_tasks(); ++i) {
-    const auto& s = pb.tasks[size_t(i)];
-    const Scalar c = std::sqrt(w[size_t(i)]);
-    t.M.middleRows(row, s.samples()) = c * s.M;
-    t.y.segment(row, s.samples()) = c * s.y;
-    row += s.samples();
-  }
-  SensingProblem<Scalar> out;
-  out.tasks.push_back(std::move(t));
-  out.p = pb.p;
-  out.q = pb.q;
-  out.W0 = pb.W0;
-  return out;
-}
-
 /// The estimate of a CoLoRA-form fit (A, B, S_i): U_i = B S_i, V_i = A^T.
 template <class Scalar>
 MultiTaskEstimate<Scalar> colora_form_estimate(const Matrix<Scalar>& A, const Matrix<Scalar>& B,
@@ -376,8 +286,7 @@ double estimate_loss(const Problem& pb, const MultiTaskEstimate<typename Problem
 
 /// Held-out MSE of an estimate (NaN without a test split).
 template <class Problem>
-double estimate_test_mse(const Problem& pb, const MultiTaskEstimate<typename Problem::Scalar>& e,
-                         int num_threads = 0) {
+double estimate_test_mse(const Problem& pb, const MultiTaskEstimate<typename Problem::Scalar>& e, int num_threads = 0) {
   detail::require(e.num_tasks() == pb.num_tasks(), "colora::estimate_test_mse", "estimate has ", e.num_tasks(),
                   " tasks but the problem has ", pb.num_tasks());
   const Index k = pb.num_tasks();

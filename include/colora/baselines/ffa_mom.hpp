@@ -1,4 +1,4 @@
-// Two one-shot baselines (spec section 7).
+// Two one-shot baselines (docs/baselines.md).
 //
 //   ffa  FFA-LoRA: A frozen at a random Haar draw (from the seed), one shared
 //        B fitted by least squares, nothing personal: W_i = W_0 + B A for all
@@ -11,6 +11,7 @@
 #pragma once
 
 #include "colora/baselines/estimate.hpp"
+#include "colora/regression/data_scale.hpp"
 
 namespace colora {
 
@@ -33,12 +34,11 @@ BaselineResult<typename Problem::Scalar> fit_ffa(const Problem& pb, const Baseli
   const auto t0 = std::chrono::steady_clock::now();
   const Index k = pb.num_tasks(), r = o.rank;
   const auto w = detail::task_weights(pb, o.weighting);
-  const detail::model_for<Problem> model(pb, o.num_threads);
+  const measurement_model_t<Problem> model(pb, o.num_threads);
   const Mat A = ffa_frozen_A<Scalar>(pb.input_dim(), r, o.seed);
   const Mat I = Mat::Identity(r, r);
-  auto ne = detail::ordered_sum(k, o.num_threads, model.b_zero(r), [&](Index i, detail::BNormal<Scalar>& acc) {
-    acc += model.b_normal(i, A, I, w[size_t(i)]);
-  });
+  auto ne = detail::ordered_sum(k, o.num_threads, model.b_zero(r),
+                                [&](Index i, BNormal<Scalar>& acc) { acc += model.b_normal(i, A, I, w[size_t(i)]); });
   ne.gram.diagonal().array() += Scalar(o.lambda);
   Mat B;
   const bool ok = model.b_from_normal(ne, B) && B.allFinite();
@@ -57,7 +57,8 @@ BaselineResult<typename Problem::Scalar> fit_ffa(const Problem& pb, const Baseli
   return res;
 }
 
-/// mom: spectral initialization + one S-step (the solver with 0 iterations).
+/// mom: the kernel's spectral initialization + one S-step (the solver's
+/// starting point).
 template <class Problem>
 BaselineResult<typename Problem::Scalar> fit_mom(const Problem& pb, const BaselineOptions& o) {
   using Scalar = typename Problem::Scalar;
@@ -66,20 +67,38 @@ BaselineResult<typename Problem::Scalar> fit_mom(const Problem& pb, const Baseli
   o.validate();
   detail::check_rank(pb, o.rank, where, /*wide_ok=*/true);
   const auto t0 = std::chrono::steady_clock::now();
-  SolverOptions so = o;
-  so.init = InitKind::Spectral;
-  so.max_iterations = 0;
-  so.track_truth = false;
-  so.callback = nullptr;
-  Solver<Scalar> solver(so);
-  solver.compute(pb);
   BaselineResult<Scalar> res;
   res.method = "mom";
-  res.warnings = solver.warnings();
-  res.estimate = detail::colora_form_estimate<Scalar>(solver.A(), solver.B(), solver.cores(), pb.W0);
-  const double f = solver.history().empty() ? std::numeric_limits<double>::quiet_NaN()
-                                            : solver.history().front().objective;
-  detail::finish_closed_form(pb, res, solver.info() != Status::NumericalIssue, f, t0, o);
+  Matrix<Scalar> A, B;
+  std::vector<Matrix<Scalar>> S;
+  // Data at the ends of the floating-point range are rescaled exactly, as
+  // the solver does (regression/data_scale.hpp), and the cores mapped back.
+  const detail::DataScale sc = detail::choose_data_scale<Scalar>(detail::all_task_magnitudes(pb, o.num_threads));
+  auto start = [&](const Problem& data, double lambda, double& f) {
+    const measurement_model_t<Problem> model(data, o.num_threads);
+    const auto w = altmin::task_weights(model, o.weighting);
+    const bool init = altmin::initialize(model, InitKind::Spectral, o.rank, o.seed, A, B);
+    const bool cores = altmin::fit_cores(model, A, B, altmin::core_ridges(w, lambda), o.core, S);
+    res.warnings = altmin::core_warnings(model, o.rank, o.lambda);
+    f = altmin::objective(model, A, B, S, w, lambda);
+    return init && cores;
+  };
+  double f = 0;
+  bool ok;
+  if (sc.identity()) {
+    ok = start(pb, o.lambda, f);
+  } else {
+    ok = start(detail::scaled_problem(pb, sc), std::ldexp(o.lambda, -2 * sc.ex), f);
+    for (auto& s : S) s = detail::times_pow2(s, sc.ey - sc.ex);
+    ok = ok && std::isfinite(f);
+    f = std::ldexp(f, 2 * sc.ey);  // the objective at the user's scale (may exceed the range, as the solver's)
+    res.warnings.push_back(
+        detail::concat("the data were rescaled by 2^", -sc.ex, " (inputs) and 2^", -sc.ey,
+                       " (outputs) to keep sums of squares finite; results are mapped back exactly"));
+  }
+  ok = ok && std::all_of(S.begin(), S.end(), [](const Matrix<Scalar>& s) { return s.allFinite(); });
+  res.estimate = detail::colora_form_estimate<Scalar>(A, B, S, pb.W0);
+  detail::finish_closed_form(pb, res, ok && (std::isfinite(f) || !sc.identity()), f, t0, o);
   return res;
 }
 

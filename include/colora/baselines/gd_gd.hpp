@@ -1,4 +1,4 @@
-// gd-gd (spec section 7): the CoLoRA parameters (B, A, S_i) fitted by plain
+// gd-gd (docs/baselines.md): the CoLoRA parameters (B, A, S_i) fitted by plain
 // joint gradient descent on the CoLoRA objective
 //     f = sum_i w_i ||target_i - A_i(B S_i A)||^2 + lambda sum_i ||S_i||_F^2,
 // without re-gauging (no QR). It is the solver's model with the alternating
@@ -44,10 +44,10 @@ template <class Scalar>
 void gd_task(const RegressionModel<Scalar>& m, Index i, const Matrix<Scalar>& A, const Matrix<Scalar>& B,
              const Matrix<Scalar>& S, Scalar w, GdGradient<Scalar>& acc, Matrix<Scalar>& gS) {
   using Mat = Matrix<Scalar>;
-  const Mat Z = m.X(i) * A.transpose();                                   // n x r
-  const Mat E = m.target(i) - (Z * S.transpose()) * B.transpose();        // n x q
-  const Mat EZ = E.transpose() * Z;                                       // q x r
-  const Mat EB = E * B;                                                   // n x r
+  const Mat Z = m.X(i) * A.transpose();                             // n x r
+  const Mat E = m.target(i) - (Z * S.transpose()) * B.transpose();  // n x q
+  const Mat EZ = E.transpose() * Z;                                 // q x r
+  const Mat EB = E * B;                                             // n x r
   acc.loss += double(w) * double(E.squaredNorm());
   acc.gB.noalias() -= (Scalar(2) * w) * (EZ * S.transpose());
   acc.gA.noalias() -= (Scalar(2) * w) * ((EB * S).transpose() * m.X(i));
@@ -85,24 +85,28 @@ BaselineResult<typename Problem::Scalar> fit_gd_gd(const Problem& pb, const Base
   const auto t0 = std::chrono::steady_clock::now();
   const Index k = pb.num_tasks(), p = pb.input_dim(), q = pb.output_dim(), r = o.rank;
   const auto w = detail::task_weights(pb, o.weighting);
-  const detail::model_for<Problem> model(pb, o.num_threads);
+  const measurement_model_t<Problem> model(pb, o.num_threads);
   constexpr bool m1 = std::is_same<Problem, RegressionProblem<Scalar>>::value;
 
   BaselineResult<Scalar> res;
   res.method = "gd-gd";
   Mat A, B;
   std::vector<Mat> S;
-  {
-    SolverOptions so = o;
-    so.max_iterations = 0;
-    so.track_truth = false;
-    so.callback = nullptr;
-    Solver<Scalar> init(so);
-    init.compute(pb);
-    A = init.A();
-    B = init.B();
-    S = init.cores();
-    res.warnings = init.warnings();
+  // The solver's starting point: the kernel's initialization and S-step.
+  const bool init_ok = altmin::initialize(model, o.init, r, o.seed, A, B);
+  const bool cores_ok = altmin::fit_cores(model, A, B, altmin::core_ridges(w, o.lambda), o.core, S) &&
+                        std::all_of(S.begin(), S.end(), [](const Mat& s) { return s.allFinite(); });
+  res.warnings = altmin::core_warnings(model, r, o.lambda);
+  if (!init_ok || !cores_ok) {  // e.g. moments beyond the scalar's range: no starting point, the zero adapter
+    A = Mat::Identity(r, p);
+    B = Mat::Identity(q, r);
+    for (auto& s : S) s = Mat::Zero(r, r);
+    res.status = Status::NumericalIssue;
+    res.stop_reason = init_ok ? StopReason::SingularSystem : StopReason::NonFiniteValue;
+    res.estimate = detail::colora_form_estimate<Scalar>(A, B, S, pb.W0);
+    res.history.push_back(detail::record_estimate(pb, res.estimate, std::numeric_limits<double>::quiet_NaN(), 0,
+                                                  detail::seconds_since(t0), o));
+    return res;
   }
   std::vector<Vector<Scalar>> targets;
   if constexpr (!m1) {
@@ -143,6 +147,7 @@ BaselineResult<typename Problem::Scalar> fit_gd_gd(const Problem& pb, const Base
 
   // Block Lipschitz constants at the initialization.
   auto lmax = [](const Mat& M) {
+    if (!M.allFinite()) return std::numeric_limits<double>::quiet_NaN();
     return M.size() ? double(Eigen::SelfAdjointEigenSolver<Mat>(M, Eigen::EigenvaluesOnly).eigenvalues().maxCoeff())
                     : 0.0;
   };

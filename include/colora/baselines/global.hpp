@@ -1,4 +1,4 @@
-// Global baselines (spec section 7): one model for every task.
+// Global baselines (docs/baselines.md): one model for every task.
 //
 //   global       one W for all tasks: pooled (weighted) least squares, closed
 //                form. This is FedAvg's fixed point for a linear model.
@@ -90,9 +90,10 @@ BaselineResult<typename Problem::Scalar> fit_global_lora(const Problem& pb, cons
   res.estimate.trainable_parameters = solver.A().size() + solver.B().size() + solver.core(0).size();
   if (res.history.empty()) {
     // The solver failed before its first callback: record the state it kept.
-    res.history.push_back(detail::record_estimate(
-        pb, res.estimate, estimate_loss(pb, res.estimate, w, o.num_threads) + o.lambda * double(solver.core(0).squaredNorm()),
-        res.iterations, detail::seconds_since(t0), o));
+    res.history.push_back(detail::record_estimate(pb, res.estimate,
+                                                  estimate_loss(pb, res.estimate, w, o.num_threads) +
+                                                      o.lambda * double(solver.core(0).squaredNorm()),
+                                                  res.iterations, detail::seconds_since(t0), o));
   }
   return res;
 }

@@ -1,4 +1,4 @@
-// Per-task baselines (spec section 7): no information is shared.
+// Per-task baselines (docs/baselines.md): no information is shared.
 //
 //   local       W_i free per task: ridge least squares, closed form
 //               (minimum-norm when n_i < p and lambda = 0).
@@ -51,8 +51,9 @@ BaselineResult<typename Problem::Scalar> fit_local(const Problem& pb, const Base
   });
   for (Index i = 0; i < k; ++i)
     if (pb.samples(i) < p * (detail::is_regression(&pb) ? 1 : q) && o.lambda == 0.0)
-      res.warnings.push_back(detail::concat("task ", i, ": n_i = ", pb.samples(i),
-                                            " is below the number of unknowns per output; the minimum-norm W_i is used"));
+      res.warnings.push_back(
+          detail::concat("task ", i, ": n_i = ", pb.samples(i),
+                         " is below the number of unknowns per output; the minimum-norm W_i is used"));
   e.personal = {{"W", e.U}};
   e.trainable_parameters = k * p * q;
   double reg = 0;
@@ -187,8 +188,8 @@ BaselineResult<typename Problem::Scalar> fit_local_lora(const Problem& pb, const
   if (res.history.empty()) {
     double reg = 0;
     for (const auto& s : Ss) reg += o.lambda * double(s.squaredNorm());
-    res.history.push_back(detail::record_estimate(pb, e, estimate_loss(pb, e, w, o.num_threads) + reg, 0,
-                                                  detail::seconds_since(t0), o));
+    res.history.push_back(
+        detail::record_estimate(pb, e, estimate_loss(pb, e, w, o.num_threads) + reg, 0, detail::seconds_since(t0), o));
   }
   return res;
 }

@@ -5,12 +5,13 @@
 
 #include <string>
 
+#include "colora/core/enum_names.hpp"
 #include "colora/core/errors.hpp"
 
 namespace colora {
 
 /// How a low-rank update B S A (or B A) is split between shared and personal
-/// parameters (spec section 9).
+/// parameters (docs/nn.md).
 enum class AdapterKind {
   None,        ///< frozen base only
   Lora,        ///< per-task B_i A_i
@@ -21,35 +22,30 @@ enum class AdapterKind {
 };
 
 /// Shape of the personal r x r core S_i. Diagonal is a [choice] of this
-/// project (spec section 1): r personal numbers instead of r^2.
+/// project (docs/solver.md): r personal numbers instead of r^2.
 enum class CoreKind { Full, Diagonal };
 
-inline const char* to_string(AdapterKind k) noexcept {
-  switch (k) {
-    case AdapterKind::None: return "none";
-    case AdapterKind::Lora: return "lora";
-    case AdapterKind::Colora: return "colora";
-    case AdapterKind::GlobalLora: return "global-lora";
-    case AdapterKind::Ffa: return "ffa";
-    case AdapterKind::Fedsa: return "fedsa";
-  }
-  return "?";
-}
+template <>
+struct EnumNames<AdapterKind> {
+  static constexpr const char* what = "adapter kind";
+  static constexpr EnumName<AdapterKind> table[] = {{AdapterKind::None, "none"},
+                                                    {AdapterKind::Lora, "lora"},
+                                                    {AdapterKind::Colora, "colora"},
+                                                    {AdapterKind::GlobalLora, "global-lora"},
+                                                    {AdapterKind::Ffa, "ffa"},
+                                                    {AdapterKind::Fedsa, "fedsa"}};
+};
+template <>
+struct EnumNames<CoreKind> {
+  static constexpr const char* what = "core kind";
+  static constexpr EnumName<CoreKind> table[] = {{CoreKind::Full, "full"}, {CoreKind::Diagonal, "diagonal"}};
+};
 
-inline const char* to_string(CoreKind k) noexcept { return k == CoreKind::Full ? "full" : "diagonal"; }
-
+inline const char* to_string(AdapterKind k) noexcept { return enum_name(k); }
+inline const char* to_string(CoreKind k) noexcept { return enum_name(k); }
 inline AdapterKind parse_adapter_kind(const std::string& s) {
-  for (AdapterKind k : {AdapterKind::None, AdapterKind::Lora, AdapterKind::Colora, AdapterKind::GlobalLora,
-                        AdapterKind::Ffa, AdapterKind::Fedsa})
-    if (s == to_string(k)) return k;
-  detail::invalid("colora::parse_adapter_kind", "unknown adapter kind '", s,
-                  "' (expected none, lora, colora, global-lora, ffa or fedsa)");
+  return parse_enum<AdapterKind>(s, "colora::parse_adapter_kind");
 }
-
-inline CoreKind parse_core_kind(const std::string& s) {
-  if (s == "full") return CoreKind::Full;
-  if (s == "diagonal") return CoreKind::Diagonal;
-  detail::invalid("colora::parse_core_kind", "unknown core kind '", s, "' (expected full or diagonal)");
-}
+inline CoreKind parse_core_kind(const std::string& s) { return parse_enum<CoreKind>(s, "colora::parse_core_kind"); }
 
 }  // namespace colora

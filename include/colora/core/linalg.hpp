@@ -5,6 +5,7 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/QR>
 #include <cmath>
+#include <limits>
 
 #include "colora/core/errors.hpp"
 #include "colora/core/random.hpp"
@@ -57,23 +58,38 @@ Matrix<Scalar> haar_orthonormal(Rng& rng, Index rows, Index cols) {
 /// The top-r eigenvectors (largest eigenvalues first) of a symmetric matrix.
 template <class Scalar>
 Matrix<Scalar> top_eigenvectors(const Matrix<Scalar>& symmetric, Index r) {
-  Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(symmetric);
   const Index n = symmetric.rows();
+  // A non-finite matrix (overflowed moments) has no eigenvectors: NaN, for the caller to see.
+  if (!symmetric.allFinite()) return Matrix<Scalar>::Constant(n, r, std::numeric_limits<Scalar>::quiet_NaN());
+  Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(symmetric);
+  if (es.info() != Eigen::Success) return Matrix<Scalar>::Constant(n, r, std::numeric_limits<Scalar>::quiet_NaN());
   Matrix<Scalar> V(n, r);
   for (Index j = 0; j < r; ++j) V.col(j) = es.eigenvectors().col(n - 1 - j);
   return V;
 }
 
 /// Solve the symmetric positive (semi)definite system G X = B. Cholesky
-/// (LDLT) first; if it reports failure or yields non-finite values, fall back
-/// to a pseudo-inverse through the eigen-decomposition. Returns false only if
-/// the result is still not finite.
+/// (LLT) first; if it fails, yields non-finite values, or has a pivot at
+/// rounding level (L_jj^2 <= 16 n eps max_j G_jj: G is singular to working
+/// precision, and a Cholesky that "succeeds" on rounding noise returns an
+/// O(1) null-space component), fall back to the pseudo-inverse through the
+/// eigen-decomposition: the minimum-norm solution. Returns false only if the
+/// result is still not finite.
 template <class Scalar>
 bool solve_spd(const Matrix<Scalar>& G, const Matrix<Scalar>& B, Matrix<Scalar>& X) {
+  if (G.rows() == 0) {
+    X = Matrix<Scalar>(0, B.cols());
+    return true;
+  }
   Eigen::LLT<Matrix<Scalar>> llt(G);
   if (llt.info() == Eigen::Success) {
-    X = llt.solve(B);
-    if (X.allFinite()) return true;
+    const auto& L = llt.matrixLLT();
+    const Scalar floor = Scalar(16) * Scalar(G.rows()) * Eigen::NumTraits<Scalar>::epsilon() *
+                         G.diagonal().cwiseAbs().maxCoeff();
+    if (L.diagonal().cwiseAbs2().minCoeff() > floor) {
+      X = llt.solve(B);
+      if (X.allFinite()) return true;
+    }
   }
   Eigen::SelfAdjointEigenSolver<Matrix<Scalar>> es(G);
   if (es.info() != Eigen::Success) return false;

@@ -23,8 +23,7 @@ namespace colora {
 class Rng {
  public:
   /// Stream `stream` of seed `seed`.
-  explicit Rng(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept
-      : seed_(seed), stream_(stream) {}
+  explicit Rng(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept : seed_(seed), stream_(stream) {}
 
   std::uint64_t seed() const noexcept { return seed_; }
   std::uint64_t stream() const noexcept { return stream_; }
@@ -35,7 +34,8 @@ class Rng {
 
   /// The raw Philox4x32-10 block for a counter and key (for tests against
   /// the published known-answer vectors).
-  static void philox_block(const std::uint32_t ctr_in[4], const std::uint32_t key_in[2], std::uint32_t out[4]) noexcept {
+  static void philox_block(const std::uint32_t ctr_in[4], const std::uint32_t key_in[2],
+                           std::uint32_t out[4]) noexcept {
     std::uint32_t c[4] = {ctr_in[0], ctr_in[1], ctr_in[2], ctr_in[3]};
     std::uint32_t k0 = key_in[0], k1 = key_in[1];
     for (int round = 0; round < 10; ++round) {
@@ -50,7 +50,10 @@ class Rng {
       k0 += 0x9E3779B9u;
       k1 += 0xBB67AE85u;
     }
-    out[0] = c[0]; out[1] = c[1]; out[2] = c[2]; out[3] = c[3];
+    out[0] = c[0];
+    out[1] = c[1];
+    out[2] = c[2];
+    out[3] = c[3];
   }
 
   std::uint32_t next_u32() noexcept {
@@ -74,7 +77,8 @@ class Rng {
     if (n <= 1) return 0;
     const std::uint64_t limit = ~std::uint64_t(0) - (~std::uint64_t(0) % n);
     std::uint64_t x;
-    do x = next_u64(); while (x >= limit);
+    do x = next_u64();
+    while (x >= limit);
     return x % n;
   }
 

@@ -1,6 +1,8 @@
 // Outcome vocabulary shared by every solver and trainer of the library.
 #pragma once
 
+#include "colora/core/enum_names.hpp"
+
 namespace colora {
 
 /// What a computation achieved (the Eigen ComputationInfo idea). Only
@@ -25,28 +27,28 @@ enum class StopReason {
   DegenerateProblem   ///< the data carry no information (e.g. every task's inputs are zero)
 };
 
-inline const char* to_string(Status s) noexcept {
-  switch (s) {
-    case Status::Success: return "Success";
-    case Status::MaxIterations: return "MaxIterations";
-    case Status::NumericalIssue: return "NumericalIssue";
-    case Status::NotComputed: return "NotComputed";
-  }
-  return "?";
-}
+template <>
+struct EnumNames<Status> {
+  static constexpr const char* what = "status";
+  static constexpr EnumName<Status> table[] = {{Status::Success, "Success"},
+                                               {Status::MaxIterations, "MaxIterations"},
+                                               {Status::NumericalIssue, "NumericalIssue"},
+                                               {Status::NotComputed, "NotComputed"}};
+};
+template <>
+struct EnumNames<StopReason> {
+  static constexpr const char* what = "stop reason";
+  static constexpr EnumName<StopReason> table[] = {{StopReason::NotStarted, "not-started"},
+                                                   {StopReason::ToleranceReached, "tolerance-reached"},
+                                                   {StopReason::MaxIterations, "max-iterations"},
+                                                   {StopReason::CallbackRequested, "callback-requested"},
+                                                   {StopReason::NonFiniteValue, "non-finite-value"},
+                                                   {StopReason::SingularSystem, "singular-system"},
+                                                   {StopReason::ClosedForm, "closed-form"},
+                                                   {StopReason::DegenerateProblem, "degenerate-problem"}};
+};
 
-inline const char* to_string(StopReason r) noexcept {
-  switch (r) {
-    case StopReason::NotStarted: return "not-started";
-    case StopReason::ToleranceReached: return "tolerance-reached";
-    case StopReason::MaxIterations: return "max-iterations";
-    case StopReason::CallbackRequested: return "callback-requested";
-    case StopReason::NonFiniteValue: return "non-finite-value";
-    case StopReason::SingularSystem: return "singular-system";
-    case StopReason::ClosedForm: return "closed-form";
-    case StopReason::DegenerateProblem: return "degenerate-problem";
-  }
-  return "?";
-}
+inline const char* to_string(Status s) noexcept { return enum_name(s); }
+inline const char* to_string(StopReason r) noexcept { return enum_name(r); }
 
 }  // namespace colora

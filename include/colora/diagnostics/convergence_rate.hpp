@@ -1,4 +1,5 @@
-// Empirical contraction rate of an iterative method (spec section 8).
+// Empirical contraction rate of an iterative method (docs/theory.md,
+// "Contraction rate").
 //
 // Input: a history dist_0 .. dist_T (e.g. the subspace distance per
 // iteration). Output: the rate rho of the linear phase dist_t ~ c rho^t, a
@@ -47,35 +48,34 @@ inline const char* to_string(RateFitStatus s) noexcept {
 }
 
 struct RateFitOptions {
-  double confidence = 0.95;    ///< level of the interval for rho
-  Index skip_initial = 0;      ///< iterations ignored at the start (a transient)
-  Index min_floor_points = 3;  ///< a floor must hold for at least this many iterations
+  double confidence = 0.95;           ///< level of the interval for rho
+  Index skip_initial = 0;             ///< iterations ignored at the start (a transient)
+  Index min_floor_points = 3;         ///< a floor must hold for at least this many iterations
   Index theil_sen_max_points = 1000;  ///< Theil-Sen on at most this many (evenly subsampled) points
 
   void validate(const char* where = "colora::RateFitOptions") const {
     detail::require(confidence > 0.0 && confidence < 1.0, where, "confidence must be in (0, 1), got ", confidence);
     detail::require(skip_initial >= 0, where, "skip_initial must be >= 0, got ", skip_initial);
     detail::require(min_floor_points >= 1, where, "min_floor_points must be >= 1, got ", min_floor_points);
-    detail::require(theil_sen_max_points >= 2, where, "theil_sen_max_points must be >= 2, got ",
-                    theil_sen_max_points);
+    detail::require(theil_sen_max_points >= 2, where, "theil_sen_max_points must be >= 2, got ", theil_sen_max_points);
   }
 };
 
 struct RateFit {
   static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   RateFitStatus status = RateFitStatus::TooShort;
-  double rho = nan;            ///< exp(OLS slope of log dist on t) over the linear window
-  double rho_lower = nan;      ///< confidence interval for rho (Student t)
+  double rho = nan;        ///< exp(OLS slope of log dist on t) over the linear window
+  double rho_lower = nan;  ///< confidence interval for rho (Student t)
   double rho_upper = nan;
   double rho_theil_sen = nan;  ///< exp(Theil-Sen slope) over the same window
   double log_intercept = nan;  ///< fitted log dist at t = 0
   double residual_std = nan;   ///< standard deviation of the log residuals (L - 2 dof)
   Index window_begin = 0;      ///< linear window [window_begin, window_end)
   Index window_end = 0;
-  bool floor_reached = false;  ///< a floor segment was detected
-  double floor = nan;          ///< median of dist over the floor segment (NaN if none)
-  Index floor_onset = -1;      ///< first iteration of the floor segment (-1 if none)
-  double final_distance = nan; ///< dist_T
+  bool floor_reached = false;   ///< a floor segment was detected
+  double floor = nan;           ///< median of dist over the floor segment (NaN if none)
+  Index floor_onset = -1;       ///< first iteration of the floor segment (-1 if none)
+  double final_distance = nan;  ///< dist_T
 };
 
 namespace detail {

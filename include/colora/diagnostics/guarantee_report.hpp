@@ -1,5 +1,6 @@
-// Guarantee report of one run (spec section 8): the measured counterpart of
-// the "guarantee check" of the alternating-minimization literature,
+// Guarantee report of one run (docs/theory.md, "Guarantee report"): the
+// measured counterpart of the "guarantee check" of the alternating-minimization
+// literature,
 //     rho < 1  and  the error floor within a small factor of the oracle floor,
 // next to the quantities such guarantees are stated in: the GRIP constant
 // (attained / exact, and the Gaussian prediction), sample counts against the
@@ -13,11 +14,10 @@
 //  * floor: final mean_i ||B S_i A - B_i* S_i* A_i*||_F^2 against the oracle
 //    floor mean_i E||S_hat_i - S_i*||_F^2 of the least-squares core with A*, B*
 //    known: (M1, Sigma = I) sigma^2 r^2 / (n_i - r - 1); (M2, Gaussian M_ij)
-//    sigma^2 r^2 / (m_i - r^2 - 1) (the features vec(B*^T M_ij A*^T) are iid
-//    N(0, I_{r^2}), the same inverse-Wishart mean with d = r^2, one output).
-//    Diagonal cores: (M1) sigma^2 r / (n_i - 2) (r independent 1-d fits),
-//    (M2) sigma^2 r / (m_i - r - 1) (d = r). The formula does not apply
-//    (NaN) when some n_i is too small for the mean to exist, or (M1) Sigma != I. A rounding term
+//    sigma^2 r^2 / (m_i - r^2 - 1). Diagonal cores: (M1) sigma^2 r / (n_i - 2),
+//    (M2) sigma^2 r / (m_i - r - 1); why: docs/theory.md, "Oracle floors".
+//    The formula does not apply (NaN) when some n_i is too small for the mean
+//    to exist, or (M1) Sigma != I. A rounding term
 //    (1000 eps(Scalar))^2 mean_i ||Delta_i*||_F^2 is added to the reference
 //    so that noiseless runs (oracle floor 0) get a finite ratio.
 //  * verdict: Holds when rho's upper confidence bound < 1 and the floor ratio
@@ -38,7 +38,7 @@
 #include "colora/diagnostics/convergence_rate.hpp"
 #include "colora/diagnostics/grip.hpp"
 #include "colora/diagnostics/oracle_floor.hpp"
-#include "colora/diagnostics/recovery_metrics.hpp"
+#include "colora/regression/recovery_metrics.hpp"
 #include "colora/diagnostics/task_structure.hpp"
 #include "colora/regression/data.hpp"
 #include "colora/regression/solver.hpp"
@@ -47,13 +47,13 @@ namespace colora {
 
 /// Options of guarantee_report().
 struct GuaranteeReportOptions {
-  double confidence = 0.95;    ///< level of the rho interval and of the predicted delta
-  double floor_factor = 3.0;   ///< the verdict's "small factor" of the oracle floor
-  bool compute_grip = true;    ///< false: skip delta_hat (NaN)
-  GripOptions grip;            ///< (M2) search options; rank is taken from the run
-  RateFitOptions rate;         ///< contraction-rate fit (its confidence is overridden)
+  double confidence = 0.95;        ///< level of the rho interval and of the predicted delta
+  double floor_factor = 3.0;       ///< the verdict's "small factor" of the oracle floor
+  bool compute_grip = true;        ///< false: skip delta_hat (NaN)
+  GripOptions grip;                ///< (M2) search options; rank is taken from the run
+  RateFitOptions rate;             ///< contraction-rate fit (its confidence is overridden)
   CoreKind core = CoreKind::Full;  ///< the run's core kind (dof and oracle floor)
-  int num_threads = 0;         ///< threads of the GRIP computations (0 = all)
+  int num_threads = 0;             ///< threads of the GRIP computations (0 = all)
 
   void validate(const char* where = "colora::GuaranteeReportOptions") const {
     detail::require(confidence > 0.0 && confidence < 1.0, where, "confidence must be in (0, 1), got ", confidence);
@@ -96,22 +96,22 @@ struct GuaranteeReport {
   double observations_per_dof = nan;
 
   // GRIP
-  std::string delta_method;      ///< "exact" (M1 closed form), "search-lower-bound" (M2), "none"
+  std::string delta_method;  ///< "exact" (M1 closed form), "search-lower-bound" (M2), "none"
   double delta_hat = nan;
   double grip_lambda_max = nan, grip_lambda_min = nan;
   double delta_predicted = nan;  ///< Gaussian-design prediction at `confidence`
 
   // rate
-  RateFit rate;                  ///< on max(dist_a, dist_b) per iteration
+  RateFit rate;  ///< on max(dist_a, dist_b) per iteration
   Index history_length = 0;
 
   // floor
-  double final_distance = nan;   ///< max(dist_a, dist_b) of the final estimate
-  double final_mean_sq_err = nan;   ///< mean_i ||B S_i A - Delta_i*||_F^2
+  double final_distance = nan;     ///< max(dist_a, dist_b) of the final estimate
+  double final_mean_sq_err = nan;  ///< mean_i ||B S_i A - Delta_i*||_F^2
   double final_mean_rel_err = nan;
-  double oracle_floor = nan;     ///< mean_i oracle floor (formula); NaN when it does not apply
-  double rounding_floor = 0.0;   ///< (1000 eps)^2 mean_i ||Delta_i*||_F^2
-  double floor_ratio = nan;      ///< final_mean_sq_err / (oracle_floor + rounding_floor)
+  double oracle_floor = nan;    ///< mean_i oracle floor (formula); NaN when it does not apply
+  double rounding_floor = 0.0;  ///< (1000 eps)^2 mean_i ||Delta_i*||_F^2
+  double floor_ratio = nan;     ///< final_mean_sq_err / (oracle_floor + rounding_floor)
 
   // task structure
   double diversity = nan;
@@ -121,7 +121,7 @@ struct GuaranteeReport {
   double floor_factor = 3.0;
   bool rate_ok = false, floor_ok = false;
   Verdict verdict = Verdict::Undetermined;
-  std::string verdict_text;      ///< one line, e.g. "holds: rho = 0.41 [0.38, 0.44] < 1, floor 1.3x oracle <= 3x"
+  std::string verdict_text;  ///< one line, e.g. "holds: rho = 0.41 [0.38, 0.44] < 1, floor 1.3x oracle <= 3x"
 
   /// The report as rows (quantity, value, ci_low, ci_high), in a fixed order.
   std::vector<ReportRow> rows() const {
@@ -315,15 +315,13 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
     std::snprintf(buf, sizeof buf, "%.3g", v);
     return std::string(buf);
   };
-  std::string rate_part =
-      rate_known ? "rho = " + fmt(rep.rate.rho) + " [" + fmt(rep.rate.rho_lower) + ", " + fmt(rep.rate.rho_upper) +
-                       "]" + (rep.rate_ok ? " < 1" : " not < 1")
-                 : std::string("rho not measured (") + to_string(rep.rate.status) + " linear phase, " +
-                       std::to_string(rep.history_length) + " iterations)";
-  std::string floor_part =
-      floor_known ? "floor " + fmt(rep.floor_ratio) + "x oracle" + (rep.floor_ok ? " <= " : " > ") +
-                        fmt(opt.floor_factor) + "x"
-                  : std::string("oracle floor formula does not apply");
+  std::string rate_part = rate_known ? "rho = " + fmt(rep.rate.rho) + " [" + fmt(rep.rate.rho_lower) + ", " +
+                                           fmt(rep.rate.rho_upper) + "]" + (rep.rate_ok ? " < 1" : " not < 1")
+                                     : std::string("rho not measured (") + to_string(rep.rate.status) +
+                                           " linear phase, " + std::to_string(rep.history_length) + " iterations)";
+  std::string floor_part = floor_known ? "floor " + fmt(rep.floor_ratio) + "x oracle" +
+                                             (rep.floor_ok ? " <= " : " > ") + fmt(opt.floor_factor) + "x"
+                                       : std::string("oracle floor formula does not apply");
   rep.verdict_text = std::string(to_string(rep.verdict)) + ": " + rate_part + ", " + floor_part;
   return rep;
 }

@@ -1,8 +1,7 @@
-// Closed-form oracle floors (spec section 4): the expected squared error of a
-// least-squares fit of the personal parameters when everything shared is
-// known, for (M1) with Sigma = I and Gaussian noise of standard deviation
-// sigma. They are the inverse-Wishart mean E[(Z^T Z)^{-1}] = I / (n - d - 1)
-// for Z with n iid N(0, I_d) rows, times sigma^2 and the number of outputs.
+// Closed-form oracle floors (docs/solver.md, "Diagnostics"): the expected
+// squared error of a least-squares fit of the personal parameters when
+// everything shared is known, for (M1) with Sigma = I and Gaussian noise of
+// standard deviation sigma. Derivation: docs/theory.md, "Oracle floors".
 //
 //   CoLoRA core S_i (r x r), A, B known:     sigma^2 r^2 / (n - r - 1)
 //   personal head H_i (q x r), A known:      sigma^2 q r / (n - r - 1)
@@ -34,8 +33,8 @@ inline double oracle_free_floor(double sigma, long q, long p, long n) {
 }
 
 /// Expected held-out MSE per output entry of the core oracle (M1, Sigma = I,
-/// exact CoLoRA model): sigma^2 + E||S_hat - S*||_F^2 / q, since
-/// E_x ||B (S_hat - S*) A x||^2 = ||S_hat - S*||_F^2 for orthonormal A, B.
+/// exact CoLoRA model): sigma^2 + E||S_hat - S*||_F^2 / q (docs/theory.md,
+/// "Oracle floors").
 /// With q < r the personal part is a q x r head (B = [I_q 0]): the head floor.
 inline double oracle_core_test_mse(double sigma, long q, long r, long n) {
   const double floor = q < r ? oracle_head_floor(sigma, q, r, n) : oracle_core_floor(sigma, r, n);

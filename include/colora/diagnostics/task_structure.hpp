@@ -1,5 +1,6 @@
-// Task structure of a planted truth (spec section 8): task diversity, task
-// similarity as principal angles, and degrees of freedom against samples.
+// Task structure of a planted truth (docs/theory.md, "Task structure"): task
+// diversity, task similarity as principal angles, and degrees of freedom
+// against samples.
 //
 //   diversity nu = lambda_min / lambda_mean of (1/k) sum_i S_i* S_i*^T
 //                  (1 = the cores excite every direction of R^r equally,
@@ -18,7 +19,7 @@
 #include <vector>
 
 #include "colora/core/adapter.hpp"
-#include "colora/diagnostics/subspace.hpp"
+#include "colora/core/subspace.hpp"
 #include "colora/regression/data.hpp"
 
 namespace colora {
@@ -37,21 +38,22 @@ struct TaskSimilarity {
 struct TaskStructure {
   static constexpr double nan = std::numeric_limits<double>::quiet_NaN();
   Index k = 0, p = 0, q = 0, r = 0;
-  double diversity = nan;               ///< nu = lambda_min / lambda_mean (NaN when every core is 0)
-  Vector<double> core_gram_eigenvalues; ///< eigenvalues (ascending) of (1/k) sum_i S_i* S_i*^T
-  std::vector<TaskSimilarity> tasks;    ///< per task
+  double diversity = nan;                        ///< nu = lambda_min / lambda_mean (NaN when every core is 0)
+  Vector<double> core_gram_eigenvalues;          ///< eigenvalues (ascending) of (1/k) sum_i S_i* S_i*^T
+  std::vector<TaskSimilarity> tasks;             ///< per task
   double max_theta_B = 0.0, mean_theta_B = 0.0;  ///< over tasks (radians)
   double max_theta_A = 0.0, mean_theta_A = 0.0;
   Index shared_dof = 0;    ///< (p + q) r
   Index personal_dof = 0;  ///< k r^2 (full) or k r (diagonal)
   Index total_dof = 0;
-  Index total_samples = -1;            ///< sum_i n_i (-1 when not given)
-  double samples_per_dof = nan;        ///< total_samples / total_dof
+  Index total_samples = -1;      ///< sum_i n_i (-1 when not given)
+  double samples_per_dof = nan;  ///< total_samples / total_dof
 };
 
 /// Degrees of freedom of a CoLoRA model: (p + q) r + k r^2 (full cores) or
 /// (p + q) r + k r (diagonal cores). The gauge (r^2 + r^2 per invertible G,
-/// H) is not subtracted: this is the parameter count the spec quotes.
+/// H) is not subtracted: this is the parameter count docs/theory.md, "Task
+/// structure", compares the sample count with.
 inline Index colora_degrees_of_freedom(Index p, Index q, Index r, Index k, CoreKind core = CoreKind::Full) {
   if (q < r) return p * r + k * q * r;  // B = [I_q 0] fixed, a q x r head per task
   return (p + q) * r + k * (core == CoreKind::Diagonal ? r : r * r);
@@ -78,9 +80,9 @@ TaskStructure task_structure(const GroundTruth<Scalar>& truth, Index total_sampl
     detail::require(truth.A[size_t(i)].rows() == r && truth.A[size_t(i)].cols() == p, where, "task ", i, ": A is ",
                     truth.A[size_t(i)].rows(), " x ", truth.A[size_t(i)].cols(), " but should be r x p = ", r, " x ",
                     p);
-    detail::require(truth.B[size_t(i)].rows() == q && truth.B[size_t(i)].cols() == r, where, "task ", i,
-                    ": B is ", truth.B[size_t(i)].rows(), " x ", truth.B[size_t(i)].cols(),
-                    " but should be q x r = ", q, " x ", r);
+    detail::require(truth.B[size_t(i)].rows() == q && truth.B[size_t(i)].cols() == r, where, "task ", i, ": B is ",
+                    truth.B[size_t(i)].rows(), " x ", truth.B[size_t(i)].cols(), " but should be q x r = ", q, " x ",
+                    r);
     detail::require_finite(S, where, detail::concat("task ", i, ": S"));
   }
   detail::require(total_samples >= -1, where, "total_samples must be >= 0 (or -1 = unknown), got ", total_samples);

@@ -133,8 +133,8 @@ void write_file_atomically(const std::string& path, Writer&& write) {
     if (fd < 0 && errno != EEXIST) break;
   }
   if (fd < 0)
-    throw std::runtime_error("colora::io: cannot create a temporary file next to '" + path + "': " +
-                             std::strerror(errno));
+    throw std::runtime_error("colora::io: cannot create a temporary file next to '" + path +
+                             "': " + std::strerror(errno));
   auto fail = [&](const std::string& why) {
     ::close(fd);
     ::unlink(tmp.c_str());
@@ -163,8 +163,7 @@ void write_file_atomically(const std::string& path, Writer&& write) {
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int err = errno;
     ::unlink(tmp.c_str());
-    throw std::runtime_error("colora::io: cannot rename the temporary file onto '" + path + "': " +
-                             std::strerror(err));
+    throw std::runtime_error("colora::io: cannot rename the temporary file onto '" + path + "': " + std::strerror(err));
   }
   // Make the rename durable. A directory that cannot be opened or synced on
   // this file system is skipped; a real I/O error is reported.
@@ -180,7 +179,8 @@ void write_file_atomically(const std::string& path, Writer&& write) {
 
 /// Writes a text string atomically.
 inline void write_text_atomically(const std::string& path, const std::string& text) {
-  write_file_atomically(path, [&](std::ostream& os) { os.write(text.data(), static_cast<std::streamsize>(text.size())); });
+  write_file_atomically(path,
+                        [&](std::ostream& os) { os.write(text.data(), static_cast<std::streamsize>(text.size())); });
 }
 
 }  // namespace io

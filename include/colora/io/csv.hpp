@@ -75,7 +75,7 @@ class CsvTable {
   void check_last_row() const {
     if (!rows_.empty())
       colora::detail::require(rows_.back().size() == header_.size(), "colora::io::CsvTable", "row ", rows_.size() - 1,
-                      " has ", rows_.back().size(), " cells but the header has ", header_.size());
+                              " has ", rows_.back().size(), " cells but the header has ", header_.size());
   }
   static std::string quote(const std::string& s) {
     if (s.find_first_of(",\"\n") == std::string::npos) return s;

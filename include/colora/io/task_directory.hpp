@@ -1,5 +1,5 @@
 // Bring-your-own-data: a directory of .npy files as a multi-task regression
-// problem (spec (M1)), and the same layout written back (docs/io.md).
+// problem ((M1), docs/io.md), and the same layout written back (docs/io.md).
 //
 //   dir/X_0.npy ... X_<k-1>.npy            n_i x p inputs           (required, X_0 at least)
 //   dir/Y_0.npy ... Y_<k-1>.npy            n_i x q outputs, or 1-D n_i (q = 1)  (required)
@@ -57,15 +57,16 @@ inline bool classify_task_file(const std::string& file, TaskFileSet& set, const 
     return true;
   }
   // Longest prefixes first: "X_test_" before "X_".
-  const std::pair<const char*, std::map<Index, std::string>*> families[] = {
-      {"X_test_", &set.X_test}, {"Y_test_", &set.Y_test}, {"X_", &set.X}, {"Y_", &set.Y}};
+  const std::pair<const char*, std::map<Index, std::string>*> families[] = {{"X_test_", &set.X_test},
+                                                                            {"Y_test_", &set.Y_test},
+                                                                            {"X_", &set.X},
+                                                                            {"Y_", &set.Y}};
   for (const auto& fam : families) {
     const std::string prefix = fam.first;
     if (stem.compare(0, prefix.size(), prefix) != 0) continue;
     const std::string digits = stem.substr(prefix.size());
-    if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), [](char c) {
-          return c >= '0' && c <= '9';
-        }))
+    if (digits.empty() || digits.size() > 9 ||
+        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
       return false;  // e.g. "X_train.npy": not ours
     if (digits.size() > 1 && digits[0] == '0')
       dir_fail(where, dir,
@@ -85,8 +86,9 @@ inline void check_regular_file(const fs::path& p, const std::string& file, const
   if (!ec && st.type() == fs::file_type::regular) return;
   const bool link = fs::is_symlink(fs::symlink_status(p, lec));
   if (ec)
-    dir_fail(where, dir, file + (link ? " is a symbolic link that cannot be resolved (loop or dangling)"
-                                      : " cannot be accessed: " + ec.message()));
+    dir_fail(where, dir,
+             file + (link ? " is a symbolic link that cannot be resolved (loop or dangling)"
+                          : " cannot be accessed: " + ec.message()));
   const fs::file_type t = st.type();
   const std::string what = t == fs::file_type::directory ? "a directory"
                            : t == fs::file_type::fifo    ? "a FIFO (named pipe)"
@@ -140,7 +142,9 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
   if (!files.X.count(0)) {
     if (files.X.empty())
       detail::dir_fail(where, dir, "X_0.npy is missing (expected X_0.npy, Y_0.npy, X_1.npy, Y_1.npy, ...)");
-    detail::dir_fail(where, dir, concat("X_0.npy is missing but ", files.X.begin()->second, " exists (task files are numbered from 0)"));
+    detail::dir_fail(where, dir,
+                     concat("X_0.npy is missing but ", files.X.begin()->second,
+                            " exists (task files are numbered from 0)"));
   }
   const Index k = static_cast<Index>(files.X.size());
   // Contiguous numbering: X_0 .. X_{k-1}; the first hole names the gap.
@@ -153,10 +157,12 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
     if (!files.Y.count(i)) detail::dir_fail(where, dir, concat("Y_", i, ".npy is missing (X_", i, ".npy exists)"));
   for (const auto& y : files.Y)
     if (!files.X.count(y.first))
-      detail::dir_fail(where, dir, concat(y.second, " has no matching X_", y.first, ".npy (there are k = ", k, " tasks)"));
+      detail::dir_fail(where, dir,
+                       concat(y.second, " has no matching X_", y.first, ".npy (there are k = ", k, " tasks)"));
   for (const auto& xt : files.X_test) {
     if (xt.first >= k)
-      detail::dir_fail(where, dir, concat(xt.second, " is for task ", xt.first, " but there are only k = ", k, " tasks"));
+      detail::dir_fail(where, dir,
+                       concat(xt.second, " is for task ", xt.first, " but there are only k = ", k, " tasks"));
     if (!files.Y_test.count(xt.first))
       detail::dir_fail(where, dir, concat("Y_test_", xt.first, ".npy is missing (", xt.second, " exists)"));
   }
@@ -168,10 +174,12 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
     const NpyHeader h = inspect_npy((dir / file).string());
     if (h.ndim() != 2)
       detail::dir_fail(where, dir,
-                       concat(file, " is 1-D (shape (", h.rows(), ",)); inputs must be 2-D n x p (use x.reshape(-1, 1) for p = 1)"));
+                       concat(file, " is 1-D (shape (", h.rows(),
+                              ",)); inputs must be 2-D n x p (use x.reshape(-1, 1) for p = 1)"));
     return detail::read_task_file<Scalar>(dir, file, where);
   };
-  auto shape_error = [&](const std::string& file, const char* dim, Index expected, const std::string& because, Index got) {
+  auto shape_error = [&](const std::string& file, const char* dim, Index expected, const std::string& because,
+                         Index got) {
     detail::dir_fail(where, dir, concat(file, ": ", dim, " is ", got, " but expected ", expected, " (", because, ")"));
   };
 
@@ -190,11 +198,13 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
       if (q == 0) detail::dir_fail(where, dir, yf + ": has 0 columns (the output dimension q must be positive)");
     }
     if (t.X.rows() == 0) detail::dir_fail(where, dir, xf + ": has 0 rows (a task needs at least one sample)");
-    if (t.X.cols() != p) shape_error(xf, "the number of columns (p)", p, "X_0.npy has p = " + std::to_string(p), t.X.cols());
+    if (t.X.cols() != p)
+      shape_error(xf, "the number of columns (p)", p, "X_0.npy has p = " + std::to_string(p), t.X.cols());
     if (t.Y.rows() != t.X.rows())
       shape_error(yf, "the number of rows (samples)", t.X.rows(), xf + " has " + std::to_string(t.X.rows()) + " rows",
                   t.Y.rows());
-    if (t.Y.cols() != q) shape_error(yf, "the number of columns (q)", q, "Y_0.npy has q = " + std::to_string(q), t.Y.cols());
+    if (t.Y.cols() != q)
+      shape_error(yf, "the number of columns (q)", q, "Y_0.npy has q = " + std::to_string(q), t.Y.cols());
     if (files.X_test.count(i)) {
       const std::string xtf = files.X_test.at(i), ytf = files.Y_test.at(i);
       t.X_test = read_x(xtf);
@@ -210,12 +220,13 @@ RegressionProblem<Scalar> load_regression_directory(const std::string& dir_name)
   }
   if (files.has_W0) {
     const NpyHeader h = inspect_npy((dir / "W0.npy").string());
-    if (h.ndim() != 2) detail::dir_fail(where, dir, concat("W0.npy is 1-D (shape (", h.rows(), ",)); W0 must be 2-D q x p"));
+    if (h.ndim() != 2)
+      detail::dir_fail(where, dir, concat("W0.npy is 1-D (shape (", h.rows(), ",)); W0 must be 2-D q x p"));
     pb.W0 = detail::read_task_file<Scalar>(dir, "W0.npy", where);
     if (pb.W0.rows() != q || pb.W0.cols() != p)
       detail::dir_fail(where, dir,
-                       concat("W0.npy: shape is ", pb.W0.rows(), " x ", pb.W0.cols(), " but expected q x p = ", q, " x ", p,
-                              " (q from Y_0.npy, p from X_0.npy)"));
+                       concat("W0.npy: shape is ", pb.W0.rows(), " x ", pb.W0.cols(), " but expected q x p = ", q,
+                              " x ", p, " (q from Y_0.npy, p from X_0.npy)"));
   }
   // Shapes and values are checked above; validate() is the final guard.
   try {

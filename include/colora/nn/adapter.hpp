@@ -1,5 +1,5 @@
 // Linear layer with a frozen base (W_0, b_0) and a low-rank adapter of any
-// kind (spec section 9, docs/nn.md):
+// kind (docs/nn.md):
 //   y = W_0 x + b_0 + (alpha / r) B S_i A x        (task i; S_i = I unless colora)
 // Batch-major: X is n x p (one example per row), Y = X W_0^T + 1 b_0^T + ...
 // The update is applied as ((X A^T) S_i^T) B^T: no q x p matrix is formed.
@@ -19,9 +19,9 @@ namespace nn {
 /// Which adapter a Linear carries and its size.
 struct AdapterSpec {
   AdapterKind kind = AdapterKind::None;
-  Index rank = 4;                 ///< r, 1 <= r <= min(in, out) (unused for None)
-  double alpha = 0.0;             ///< scaling alpha / r; alpha <= 0 means alpha = r (scale 1)
-  CoreKind core = CoreKind::Full; ///< colora only: full r x r core or diagonal (r numbers)
+  Index rank = 4;                  ///< r, 1 <= r <= min(in, out) (unused for None)
+  double alpha = 0.0;              ///< scaling alpha / r; alpha <= 0 means alpha = r (scale 1)
+  CoreKind core = CoreKind::Full;  ///< colora only: full r x r core or diagonal (r numbers)
 
   double scale() const noexcept { return alpha > 0 ? alpha / double(rank) : 1.0; }
 
@@ -29,8 +29,7 @@ struct AdapterSpec {
     if (kind == AdapterKind::None) return;
     detail::require(rank >= 1 && rank <= std::min(in, out), where, "layer '", layer, "': AdapterSpec.rank = ", rank,
                     " must be in [1, min(in, out) = ", std::min(in, out), "]");
-    detail::require(std::isfinite(alpha), where, "layer '", layer, "': AdapterSpec.alpha = ", alpha,
-                    " must be finite");
+    detail::require(std::isfinite(alpha), where, "layer '", layer, "': AdapterSpec.alpha = ", alpha, " must be finite");
   }
 };
 
@@ -63,8 +62,7 @@ class Linear {
          bool base_trainable = false)
       : spec_(spec), in_(in), out_(out), tasks_(num_tasks) {
     const char* where = "colora::nn::Linear";
-    detail::require(in >= 1 && out >= 1, where, "layer '", name, "': in = ", in, " and out = ", out,
-                    " must be >= 1");
+    detail::require(in >= 1 && out >= 1, where, "layer '", name, "': in = ", in, " and out = ", out, " must be >= 1");
     detail::require(num_tasks >= 1, where, "layer '", name, "': num_tasks = ", num_tasks, " must be >= 1");
     spec.validate(where, name, in, out);
     const ParamRole base_role = base_trainable ? ParamRole::Shared : ParamRole::Frozen;
@@ -78,8 +76,8 @@ class Linear {
       case AdapterKind::Lora:
         for (int t = 0; t < num_tasks; ++t) {
           Rng tr = rng.substream(100 + std::uint64_t(t));
-          As.push_back(make(name + ".A[" + std::to_string(t) + "]", tr.normal_matrix<S>(r, in, sa),
-                            ParamRole::Personal, t));
+          As.push_back(
+              make(name + ".A[" + std::to_string(t) + "]", tr.normal_matrix<S>(r, in, sa), ParamRole::Personal, t));
           Bs.push_back(make(name + ".B[" + std::to_string(t) + "]", Matrix<S>::Zero(out, r), ParamRole::Personal, t));
         }
         break;
@@ -149,8 +147,8 @@ class Linear {
   void forward(const Matrix<S>& X, int task, Cache& cache, Matrix<S>& Y) const {
     const char* where = "colora::nn::Linear::forward";
     check_task(task, where);
-    detail::require(X.cols() == in_, where, "layer '", W0.name, "': input has ", X.cols(), " columns, expected in = ",
-                    in_);
+    detail::require(X.cols() == in_, where, "layer '", W0.name, "': input has ", X.cols(),
+                    " columns, expected in = ", in_);
     cache.x = &X;
     Y.noalias() = X * W0.value.transpose();
     Y.rowwise() += b0.value.row(0);
@@ -173,9 +171,9 @@ class Linear {
   void backward(const Matrix<S>& dY, int task, const Cache& cache, Grads<S>& g, Matrix<S>* dX) const {
     const char* where = "colora::nn::Linear::backward";
     check_task(task, where);
-    detail::require(cache.x != nullptr && dY.rows() == cache.x->rows() && dY.cols() == out_, where, "layer '",
-                    W0.name, "': dY is ", dY.rows(), " x ", dY.cols(), ", expected ",
-                    cache.x ? cache.x->rows() : Index(-1), " x ", out_, " (forward first)");
+    detail::require(cache.x != nullptr && dY.rows() == cache.x->rows() && dY.cols() == out_, where, "layer '", W0.name,
+                    "': dY is ", dY.rows(), " x ", dY.cols(), ", expected ", cache.x ? cache.x->rows() : Index(-1),
+                    " x ", out_, " (forward first)");
     const Matrix<S>& X = *cache.x;
     if (g.wants(W0)) {
       g.add(W0, dY.transpose() * X);
@@ -237,8 +235,14 @@ class Linear {
         n.personal_per_task = spec_.core == CoreKind::Full ? r * r : r;
         break;
       case AdapterKind::GlobalLora: n.shared = r * (p + q); break;
-      case AdapterKind::Ffa: n.shared = q * r; n.frozen = r * p; break;
-      case AdapterKind::Fedsa: n.shared = r * p; n.personal_per_task = q * r; break;
+      case AdapterKind::Ffa:
+        n.shared = q * r;
+        n.frozen = r * p;
+        break;
+      case AdapterKind::Fedsa:
+        n.shared = r * p;
+        n.personal_per_task = q * r;
+        break;
     }
     return n;
   }
@@ -259,8 +263,8 @@ class Linear {
     return p;
   }
   void check_task(int task, const char* where) const {
-    detail::require(task >= 0 && task < tasks_, where, "layer '", W0.name, "': task = ", task,
-                    " out of range [0, ", tasks_, ")");
+    detail::require(task >= 0 && task < tasks_, where, "layer '", W0.name, "': task = ", task, " out of range [0, ",
+                    tasks_, ")");
   }
 
   AdapterSpec spec_;

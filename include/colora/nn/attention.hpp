@@ -34,8 +34,8 @@ class MultiHeadAttention {
                      const AttentionAdapters& ad, Rng rng, bool base_trainable = false)
       : d_(d_model), H_(heads), T_(seq_len), causal_(causal) {
     const char* where = "colora::nn::MultiHeadAttention";
-    detail::require(heads >= 1 && d_model >= 1 && d_model % heads == 0, where, "layer '", name, "': d_model = ",
-                    d_model, " must be a positive multiple of heads = ", heads);
+    detail::require(heads >= 1 && d_model >= 1 && d_model % heads == 0, where, "layer '", name,
+                    "': d_model = ", d_model, " must be a positive multiple of heads = ", heads);
     detail::require(seq_len >= 1, where, "layer '", name, "': seq_len = ", seq_len, " must be >= 1");
     q = Linear<S>(name + ".q", d_model, d_model, num_tasks, ad.q, rng.substream(1), base_trainable);
     k = Linear<S>(name + ".k", d_model, d_model, num_tasks, ad.k, rng.substream(2), base_trainable);

@@ -6,18 +6,27 @@
 // starts with the architecture fingerprint; a mismatch is std::invalid_argument.
 // The checksum only detects accidents (anyone can recompute it): readers treat
 // the payload as hostile and bound every count and shape (BinaryReader::count, mat).
+//
+// The trainer's payload (Trainer::save_checkpoint / load_checkpoint) is
+// TrainerState, written by encode_trainer_state and parsed and validated by
+// decode_trainer_state: every count and shape is bounded before anything is
+// allocated, every value checked before the trainer commits it.
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include "colora/io/atomic_file.hpp"
 #include "colora/nn/param.hpp"
+#include "colora/nn/trainer_options.hpp"
 
 namespace colora {
 namespace nn {
@@ -152,8 +161,8 @@ inline std::string read_checkpoint_file(const std::string& path) {
   std::uint32_t ver;
   std::memcpy(&ver, all.data() + 8, 4);
   if (ver != kCheckpointVersion)
-    fail("format version " + std::to_string(ver) + " is not supported (expected " +
-         std::to_string(kCheckpointVersion) + ")");
+    fail("format version " + std::to_string(ver) + " is not supported (expected " + std::to_string(kCheckpointVersion) +
+         ")");
   std::uint64_t n;
   std::memcpy(&n, all.data() + 12, 8);
   if (all.size() < head + 8 || n > all.size() - head - 8)
@@ -165,6 +174,184 @@ inline std::string read_checkpoint_file(const std::string& path) {
   std::memcpy(&h, all.data() + head + n, 8);
   if (h != fnv1a(all.data() + head, n)) fail("checksum mismatch (the file is corrupt)");
   return all.substr(head, n);
+}
+
+/// Largest minibatch counter and optimizer step count a checkpoint may hold:
+/// exact in a double, and 2^63 - 2^53 increments away from overflowing.
+inline constexpr std::int64_t kCheckpointMaxCount = std::int64_t(1) << 53;
+
+/// The state of a Trainer a checkpoint holds, in the order of the payload.
+template <class S>
+struct TrainerState {
+  std::int64_t iteration = 0;
+  double last_train_loss = 0;
+  std::int64_t bad_evals = 0;  ///< early stopping: evaluations without improvement
+  double best_val_loss = 0;
+  std::int64_t best_iteration = -1;
+  std::vector<std::int64_t> counters;    ///< per task: minibatches drawn
+  std::vector<Matrix<S>> values;         ///< every trainable parameter (param_list order)
+  std::vector<std::int64_t> steps;       ///< optimizer: per parameter (all, frozen included) or empty
+  std::vector<Matrix<S>> first, second;  ///< optimizer moments, as steps
+  std::vector<Matrix<S>> best;           ///< best-state snapshot (one per trainable parameter) or empty
+  std::vector<EvalRecord> history;
+};
+
+/// The payload of a trainer checkpoint: a tag, the architecture `fingerprint`, the `frozen_hash`
+/// of the frozen weights, then `s`.
+template <class S>
+std::string encode_trainer_state(const TrainerState<S>& s, const std::string& fingerprint, std::uint64_t frozen_hash) {
+  BinaryWriter w;
+  w.str("colora-nn-trainer");
+  w.str(fingerprint);
+  w.u64(frozen_hash);
+  w.i64(s.iteration);
+  w.f64(s.last_train_loss);
+  w.i64(s.bad_evals);
+  w.f64(s.best_val_loss);
+  w.i64(s.best_iteration);
+  for (auto c : s.counters) w.i64(c);
+  for (auto& v : s.values) w.mat(v);
+  w.u64(s.steps.size());
+  for (std::size_t id = 0; id < s.steps.size(); ++id) {
+    w.i64(s.steps[id]);
+    w.mat(s.first[id]);
+    w.mat(s.second[id]);
+  }
+  w.u64(s.best.size());
+  for (auto& b : s.best) w.mat(b);
+  w.u64(s.history.size());
+  for (auto& r : s.history) {
+    w.i64(r.iteration);
+    w.f64(r.train_loss);
+    w.f64(r.val_loss);
+    w.u64(r.task_loss.size());
+    for (double x : r.task_loss) w.f64(x);
+    w.u64(r.task_accuracy.size());
+    for (double x : r.task_accuracy) w.f64(x);
+  }
+  return w.bytes();
+}
+
+/// "parameter 'name'" or "frozen parameter 'name'", for messages.
+template <class S>
+std::string param_label(const Param<S>& p) {
+  return (p.trainable() ? "parameter '" : "frozen parameter '") + p.name + "'";
+}
+
+/// Checks a parsed trainer state as a whole (every value against its range and
+/// the other fields; `hist_iter` the history records' iterations as read); r.fail names the field.
+template <class S>
+void check_trainer_state(const TrainerState<S>& s, const std::vector<std::int64_t>& hist_iter,
+                         const std::vector<Param<S>*>& params, const BinaryReader& r) {
+  auto range = [&](std::int64_t x, std::int64_t lo, std::int64_t hi, const std::string& what) {
+    if (x < lo || x > hi) r.fail(detail::concat(what, " ", x, " is out of range [", lo, ", ", hi, "]"));
+  };
+  // Finite entries; second moments may also be +inf (AdamW reaches it when a squared gradient overflows).
+  auto entries = [&](const Matrix<S>& m, const std::string& what, bool second_moment) {
+    for (Index c = 0; c < m.cols(); ++c)
+      for (Index i = 0; i < m.rows(); ++i) {
+        const double x = double(m(i, c));
+        if (second_moment ? !(x >= 0) : !std::isfinite(x))
+          r.fail(detail::concat(what, " has the entry ", x, " at (", i, ", ", c, "), expected ",
+                                second_moment ? "a value >= 0" : "a finite value"));
+      }
+  };
+  range(s.iteration, 0, std::numeric_limits<int>::max(), "iteration");
+  range(s.bad_evals, 0, s.iteration, "bad_evals");
+  range(s.best_iteration, -1, s.iteration, "best_iteration");
+  if (!(s.best_val_loss > -std::numeric_limits<double>::infinity()))
+    r.fail(detail::concat("best validation loss ", s.best_val_loss, " is not a loss (expected finite or +inf)"));
+  for (std::size_t i = 0; i < s.counters.size(); ++i)
+    range(s.counters[i], 0, kCheckpointMaxCount, "task " + std::to_string(i) + "'s minibatch counter");
+  std::size_t j = 0;
+  for (auto* p : params)
+    if (p->trainable()) {
+      entries(s.values[j], param_label(*p), false);
+      if (j < s.best.size()) entries(s.best[j], "best-state snapshot of " + param_label(*p), false);
+      ++j;
+    }
+  for (std::size_t id = 0; id < s.steps.size(); ++id) {
+    const Param<S>& p = *params[id];
+    range(s.steps[id], 0, p.trainable() ? kCheckpointMaxCount : 0, "step count of " + param_label(p));
+    entries(s.first[id], "first moment of " + param_label(p), false);
+    entries(s.second[id], "second moment of " + param_label(p), true);
+  }
+  for (std::size_t e = 0; e < hist_iter.size(); ++e)
+    range(hist_iter[e], 0, s.iteration, "history record " + std::to_string(e) + "'s iteration");
+}
+
+/// Parses and validates the payload of a trainer checkpoint read from `path`, for a model whose
+/// parameters are `params` (param_list order) with `tasks` tasks, architecture `fingerprint`
+/// and frozen weights `frozen_hash`. The payload is hostile: every count and shape is checked
+/// before anything is allocated, every value against its range and the other fields. Another
+/// architecture or other frozen weights are std::invalid_argument (from `where`); anything else
+/// is std::runtime_error naming the file and the field.
+template <class S>
+TrainerState<S> decode_trainer_state(const std::string& payload, const std::string& path,
+                                     const std::vector<Param<S>*>& params, std::size_t tasks,
+                                     const std::string& fingerprint, std::uint64_t frozen_hash, const char* where) {
+  BinaryReader r(payload, path);
+  if (r.str() != "colora-nn-trainer") r.fail("is not a trainer checkpoint");
+  const std::string fp = r.str();
+  if (fp != fingerprint)
+    detail::invalid(where, "checkpoint '", path, "' is for another architecture: file has {", fp, "}, model has {",
+                    fingerprint, "}");
+  if (r.u64() != frozen_hash)
+    detail::invalid(where, "checkpoint '", path,
+                    "' was written with different frozen (base) weights than this model's");
+  TrainerState<S> s;
+  s.iteration = r.i64();
+  s.last_train_loss = r.f64();
+  s.bad_evals = r.i64();
+  s.best_val_loss = r.f64();
+  s.best_iteration = r.i64();
+  s.counters.resize(tasks);
+  for (auto& c : s.counters) c = r.i64();
+  for (auto* p : params)
+    if (p->trainable()) s.values.push_back(r.mat<S>(p->value.rows(), p->value.cols(), false, param_label(*p)));
+  const std::uint64_t nt = r.count(8 + 2 * 16, "optimizer state");
+  if (nt != 0 && nt != params.size())
+    r.fail(detail::concat("optimizer state has ", nt, " parameters, the model has ", params.size()));
+  s.steps.resize(nt);
+  s.first.resize(nt);
+  s.second.resize(nt);
+  for (std::size_t id = 0; id < nt; ++id) {  // frozen parameters have no moments
+    const Param<S>& p = *params[id];
+    const Index rows = p.trainable() ? p.value.rows() : 0, cols = p.trainable() ? p.value.cols() : 0;
+    s.steps[id] = r.i64();
+    s.first[id] = r.mat<S>(rows, cols, true, "first moment of " + param_label(p));
+    s.second[id] = r.mat<S>(rows, cols, true, "second moment of " + param_label(p));
+  }
+  const std::uint64_t nb = r.count(16, "best-state snapshot");
+  if (nb != 0 && nb != s.values.size())
+    r.fail(detail::concat("best-state snapshot has ", nb, " matrices, the model has ", s.values.size(),
+                          " trainable parameters"));
+  for (auto* p : params)
+    if (p->trainable() && s.best.size() < nb)
+      s.best.push_back(r.mat<S>(p->value.rows(), p->value.cols(), false, "best-state snapshot of " + param_label(*p)));
+  const std::uint64_t k = tasks;
+  s.history.resize(r.count(40 + 8 * k, "history"));  // a record holds k task losses
+  std::vector<std::int64_t> hist_iter(s.history.size());
+  for (std::size_t e = 0; e < s.history.size(); ++e) {
+    EvalRecord& h = s.history[e];
+    const std::string what = "history record " + std::to_string(e);
+    hist_iter[e] = r.i64();
+    h.train_loss = r.f64();
+    h.val_loss = r.f64();
+    const std::uint64_t nl = r.count(8, what + " task_loss");
+    if (nl != k) r.fail(detail::concat(what, " has ", nl, " task losses, the model has ", k, " tasks"));
+    h.task_loss.resize(nl);
+    for (auto& x : h.task_loss) x = r.f64();
+    const std::uint64_t na = r.count(8, what + " task_accuracy");
+    if (na != 0 && na != k)
+      r.fail(detail::concat(what, " has ", na, " task accuracies, expected 0 or ", k, " (one per task)"));
+    h.task_accuracy.resize(na);
+    for (auto& x : h.task_accuracy) x = r.f64();
+  }
+  if (!r.at_end()) r.fail("has unexpected bytes after the trainer state");
+  check_trainer_state(s, hist_iter, params, r);
+  for (std::size_t e = 0; e < s.history.size(); ++e) s.history[e].iteration = int(hist_iter[e]);
+  return s;
 }
 
 }  // namespace nn

@@ -49,8 +49,8 @@ class ActivationLayer {
   void backward(const Matrix<S>& dY, int, const Cache& c, Grads<S>&, Matrix<S>* dX) const {
     if (!dX) return;
     const Matrix<S>& X = *c.x;
-    detail::require(dY.rows() == X.rows() && dY.cols() == X.cols(), "colora::nn::ActivationLayer::backward",
-                    "dY is ", dY.rows(), " x ", dY.cols(), ", expected ", X.rows(), " x ", X.cols());
+    detail::require(dY.rows() == X.rows() && dY.cols() == X.cols(), "colora::nn::ActivationLayer::backward", "dY is ",
+                    dY.rows(), " x ", dY.cols(), ", expected ", X.rows(), " x ", X.cols());
     if (kind_ == Activation::Relu) {
       *dX = dY.binaryExpr(X, [](S d, S x) { return x > S(0) ? d : S(0); });
     } else {
@@ -236,8 +236,8 @@ class TokenEmbedding {
  private:
   Index token(S v, const char* where) const {
     const Index id = static_cast<Index>(std::llround(static_cast<double>(v)));
-    detail::require(std::isfinite(double(v)) && double(id) == double(v) && id >= 0 && id < vocab(), where,
-                    "token id ", double(v), " is not an integer in [0, vocab = ", vocab(), ")");
+    detail::require(std::isfinite(double(v)) && double(id) == double(v) && id >= 0 && id < vocab(), where, "token id ",
+                    double(v), " is not an integer in [0, vocab = ", vocab(), ")");
     return id;
   }
 };

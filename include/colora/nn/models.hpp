@@ -17,15 +17,15 @@ namespace nn {
 
 /// An MLP: Linear, activation, ..., Linear (no activation after the last).
 struct MlpSpec {
-  Index in = 1;                    ///< input features p
-  std::vector<Index> hidden;       ///< hidden widths (may be empty: one Linear)
-  Index out = 1;                   ///< outputs (classes for a classifier)
-  int num_tasks = 1;               ///< k
+  Index in = 1;               ///< input features p
+  std::vector<Index> hidden;  ///< hidden widths (may be empty: one Linear)
+  Index out = 1;              ///< outputs (classes for a classifier)
+  int num_tasks = 1;          ///< k
   Activation activation = Activation::Gelu;
-  AdapterSpec adapter;             ///< the adapter on every Linear
-  bool adapt_head = true;          ///< false: the last Linear has no adapter
-  bool base_trainable = false;     ///< true: W_0, b_0 are Shared (pre-training a base)
-  std::uint64_t seed = 0;          ///< initialization (colora::Rng(seed, 0x6D6C70))
+  AdapterSpec adapter;          ///< the adapter on every Linear
+  bool adapt_head = true;       ///< false: the last Linear has no adapter
+  bool base_trainable = false;  ///< true: W_0, b_0 are Shared (pre-training a base)
+  std::uint64_t seed = 0;       ///< initialization (colora::Rng(seed, 0x6D6C70))
 };
 
 template <class S>
@@ -52,8 +52,8 @@ class MlpModel {
     for (std::size_t l = 0; l + 1 < widths.size(); ++l) {
       const bool last = l + 2 == widths.size();
       const AdapterSpec a = last && !spec.adapt_head ? AdapterSpec{} : spec.adapter;
-      layers.emplace_back("mlp.fc" + std::to_string(l), widths[l], widths[l + 1], spec.num_tasks, a,
-                          rng.substream(l), spec.base_trainable);
+      layers.emplace_back("mlp.fc" + std::to_string(l), widths[l], widths[l + 1], spec.num_tasks, a, rng.substream(l),
+                          spec.base_trainable);
     }
     index_params(*this);
   }
@@ -115,14 +115,14 @@ class MlpModel {
 /// blocks, final LayerNorm, mean pooling over the sequence, Linear head.
 /// Input (B*T) x d_in (or (B*T) x 1 token ids), output B x d_out.
 struct TransformerSpec {
-  Index d_in = 1;         ///< features per token (ignored when vocab > 0)
-  Index vocab = 0;        ///< > 0: inputs are token ids, embedded (with positions)
-  Index seq_len = 8;      ///< T
+  Index d_in = 1;     ///< features per token (ignored when vocab > 0)
+  Index vocab = 0;    ///< > 0: inputs are token ids, embedded (with positions)
+  Index seq_len = 8;  ///< T
   Index d_model = 32;
   Index heads = 4;
-  Index d_ff = 0;         ///< MLP hidden width; 0 means 4 d_model
+  Index d_ff = 0;  ///< MLP hidden width; 0 means 4 d_model
   Index layers = 1;
-  Index d_out = 1;        ///< outputs (classes for a classifier)
+  Index d_out = 1;  ///< outputs (classes for a classifier)
   bool causal = false;
   int num_tasks = 1;
   Activation activation = Activation::Gelu;
@@ -160,8 +160,8 @@ class TransformerModel {
   explicit TransformerModel(const TransformerSpec& spec) : pool(spec.seq_len), spec_(spec) {
     const char* where = "colora::nn::TransformerModel";
     detail::require(spec.layers >= 1 && spec.d_out >= 1 && spec.seq_len >= 1 && (spec.vocab > 0 || spec.d_in >= 1),
-                    where, "TransformerSpec: layers = ", spec.layers, ", d_out = ", spec.d_out, ", seq_len = ",
-                    spec.seq_len, ", d_in = ", spec.d_in, " (all must be >= 1)");
+                    where, "TransformerSpec: layers = ", spec.layers, ", d_out = ", spec.d_out,
+                    ", seq_len = ", spec.seq_len, ", d_in = ", spec.d_in, " (all must be >= 1)");
     Rng rng(spec.seed, 0x74726E);
     const Index dff = spec.d_ff > 0 ? spec.d_ff : 4 * spec.d_model;
     if (spec.vocab > 0)
@@ -242,8 +242,8 @@ class TransformerModel {
 /// One-liner: an MLP classifier in -> hidden... -> classes with adapters of
 /// kind `a` on every Linear, for `num_tasks` tasks (train with CrossEntropy).
 template <class S>
-MlpModel<S> make_mlp_classifier(Index in, std::vector<Index> hidden, Index classes, int num_tasks,
-                                const AdapterSpec& a, std::uint64_t seed = 0) {
+MlpModel<S> make_mlp_classifier(Index in, std::vector<Index> hidden, Index classes, int num_tasks, const AdapterSpec& a,
+                                std::uint64_t seed = 0) {
   MlpSpec s;
   s.in = in;
   s.hidden = std::move(hidden);

@@ -10,5 +10,8 @@
 #include "colora/nn/loss.hpp"
 #include "colora/nn/models.hpp"
 #include "colora/nn/optim.hpp"
+#include "colora/nn/trainer_options.hpp"
 #include "colora/nn/checkpoint.hpp"
+#include "colora/nn/training_policy.hpp"
 #include "colora/nn/trainer.hpp"
+#include "colora/nn/selection.hpp"

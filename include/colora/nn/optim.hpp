@@ -23,12 +23,12 @@ inline OptimizerKind parse_optimizer_kind(const std::string& s) {
 
 /// Hyper-parameters of one parameter group.
 struct OptimizerHyper {
-  double lr = 1e-2;            ///< learning rate
-  double momentum = 0.9;       ///< SGD momentum (0 = plain SGD)
-  double beta1 = 0.9;          ///< AdamW first-moment decay
-  double beta2 = 0.999;        ///< AdamW second-moment decay
-  double eps = 1e-8;           ///< AdamW denominator guard
-  double weight_decay = 0.0;   ///< decoupled (AdamW) / L2 added to the gradient (SGD)
+  double lr = 1e-2;           ///< learning rate
+  double momentum = 0.9;      ///< SGD momentum (0 = plain SGD)
+  double beta1 = 0.9;         ///< AdamW first-moment decay
+  double beta2 = 0.999;       ///< AdamW second-moment decay
+  double eps = 1e-8;          ///< AdamW denominator guard
+  double weight_decay = 0.0;  ///< decoupled (AdamW) / L2 added to the gradient (SGD)
 
   void validate(const char* where, const char* group) const {
     auto bad = [&](const char* field, double v) {

@@ -68,8 +68,8 @@ struct Grads {
   /// g[p.id] (+)= expr; `expr` may be a product (evaluated with noalias).
   template <class Expr>
   void add(const Param<Scalar>& p, const Expr& expr) {
-    detail::require(p.id >= 0 && std::size_t(p.id) < g.size(), "colora::nn::Grads::add",
-                    "parameter '", p.name, "' has id ", p.id, " outside the buffer (", g.size(),
+    detail::require(p.id >= 0 && std::size_t(p.id) < g.size(), "colora::nn::Grads::add", "parameter '", p.name,
+                    "' has id ", p.id, " outside the buffer (", g.size(),
                     " entries): call index_params(model) and Grads::begin first");
     if (!touched[p.id]) {
       g[p.id].noalias() = expr;

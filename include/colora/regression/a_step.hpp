@@ -1,4 +1,4 @@
-// The A-step of CoLoRA alternating minimization (spec section 6, step 3).
+// The A-step solvers of the alternating-minimization kernel (altmin::a_step; docs/solver.md).
 //
 // With B and the cores fixed, G = A^T (p x r) minimises the quadratic
 //   f(G) = sum_i w_i ||target_i - A_i(B S_i G^T)||^2,
@@ -30,6 +30,7 @@
 #include <limits>
 #include <string>
 
+#include "colora/core/enum_names.hpp"
 #include "colora/core/errors.hpp"
 #include "colora/core/linalg.hpp"
 
@@ -37,29 +38,26 @@ namespace colora {
 
 enum class AStepSolver { Exact, Cg, Gd };
 
-inline const char* to_string(AStepSolver s) noexcept {
-  switch (s) {
-    case AStepSolver::Exact: return "exact";
-    case AStepSolver::Cg: return "cg";
-    case AStepSolver::Gd: return "gd";
-  }
-  return "?";
+template <>
+struct EnumNames<AStepSolver> {
+  static constexpr const char* what = "A-step solver";
+  static constexpr EnumName<AStepSolver> table[] = {{AStepSolver::Exact, "exact"},
+                                                    {AStepSolver::Cg, "cg"},
+                                                    {AStepSolver::Gd, "gd"}};
+};
+inline const char* to_string(AStepSolver s) noexcept { return enum_name(s); }
+inline AStepSolver parse_a_step_solver(const std::string& s) {
+  return parse_enum<AStepSolver>(s, "colora::parse_a_step_solver");
 }
 
-inline AStepSolver parse_a_step_solver(const std::string& s) {
-  if (s == "exact") return AStepSolver::Exact;
-  if (s == "cg") return AStepSolver::Cg;
-  if (s == "gd") return AStepSolver::Gd;
-  detail::invalid("colora::parse_a_step_solver", "unknown A-step solver '", s, "' (expected exact, cg or gd)");
-}
+/// What one A-step did.
+struct AStepStats {
+  int products = 0;       ///< operator products H(G) used
+  double residual = 0.0;  ///< final ||rhs - H(G)||_F / ||rhs||_F (cg; NaN otherwise)
+  bool ok = true;         ///< false on a singular or non-finite system
+};
 
 namespace detail {
-
-struct AStepStats {
-  int products = 0;         ///< operator products H(G) used
-  double residual = 0.0;    ///< final ||rhs - H(G)||_F / ||rhs||_F (cg; NaN otherwise)
-  bool ok = true;           ///< false on a singular or non-finite system
-};
 
 template <class Mat>
 typename Mat::Scalar frob_dot(const Mat& a, const Mat& b) {
@@ -94,7 +92,8 @@ class KroneckerPreconditioner {
     const Scalar top = ev.size() ? ev.cwiseAbs().maxCoeff() : Scalar(0);
     const Scalar cut = top * Scalar(1e3) * Eigen::NumTraits<Scalar>::epsilon();
     Vector<Scalar> inv(ev.size());
-    for (Index j = 0; j < ev.size(); ++j) inv(j) = ev(j) > cut ? Scalar(1) / ev(j) : (top > 0 ? Scalar(1) / top : Scalar(1));
+    for (Index j = 0; j < ev.size(); ++j)
+      inv(j) = ev(j) > cut ? Scalar(1) / ev(j) : (top > 0 ? Scalar(1) / top : Scalar(1));
     inv_c_ = es.eigenvectors() * inv.asDiagonal() * es.eigenvectors().transpose();
     lipschitz_ = double(d.size() ? d.maxCoeff() : Scalar(0)) * double(top);
   }

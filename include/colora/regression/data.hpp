@@ -1,5 +1,5 @@
 // Multi-task data for heterogeneous linear regression: the two measurement
-// models of the spec (section 2) and the planted ground truth.
+// models (docs/solver.md) and the planted ground truth.
 //
 //   (M1) RegressionProblem: task i has X_i (n_i x p), Y_i (n_i x q),
 //        Y_i = X_i W_i^T + E_i.  The primary, fast path.
@@ -20,16 +20,16 @@
 
 namespace colora {
 
-/// The planted truth W_i* = W_0 + B_i* S_i* A_i* (spec section 3).
+/// The planted truth W_i* = W_0 + B_i* S_i* A_i* (docs/solver.md, "The generator").
 template <class Scalar>
 struct GroundTruth {
-  Matrix<Scalar> A_shared;               ///< A*  (r x p), orthonormal rows
-  Matrix<Scalar> B_shared;               ///< B*  (q x r), orthonormal columns
-  std::vector<Matrix<Scalar>> A;         ///< A_i* (r x p): A* rotated by theta_A
-  std::vector<Matrix<Scalar>> B;         ///< B_i* (q x r): B* rotated by theta_B
-  std::vector<Matrix<Scalar>> S;         ///< S_i* (r x r)
-  double sigma = 0.0;                    ///< noise standard deviation
-  Vector<Scalar> input_scales;           ///< Sigma = diag(input_scales^2); empty = identity
+  Matrix<Scalar> A_shared;        ///< A*  (r x p), orthonormal rows
+  Matrix<Scalar> B_shared;        ///< B*  (q x r), orthonormal columns
+  std::vector<Matrix<Scalar>> A;  ///< A_i* (r x p): A* rotated by theta_A
+  std::vector<Matrix<Scalar>> B;  ///< B_i* (q x r): B* rotated by theta_B
+  std::vector<Matrix<Scalar>> S;  ///< S_i* (r x r)
+  double sigma = 0.0;             ///< noise standard deviation
+  Vector<Scalar> input_scales;    ///< Sigma = diag(input_scales^2); empty = identity
 
   Index rank() const { return A_shared.rows(); }
   Index num_tasks() const { return static_cast<Index>(S.size()); }
@@ -69,8 +69,8 @@ void validate_common(const Problem& pb, const char* where) {
   require(pb.input_dim() > 0, where, "input dimension p must be positive, got ", pb.input_dim());
   require(pb.output_dim() > 0, where, "output dimension q must be positive, got ", pb.output_dim());
   if (pb.W0.size() != 0) {
-    require(pb.W0.rows() == pb.output_dim() && pb.W0.cols() == pb.input_dim(), where, "W0 must be q x p = ",
-            pb.output_dim(), " x ", pb.input_dim(), ", got ", pb.W0.rows(), " x ", pb.W0.cols());
+    require(pb.W0.rows() == pb.output_dim() && pb.W0.cols() == pb.input_dim(), where,
+            "W0 must be q x p = ", pb.output_dim(), " x ", pb.input_dim(), ", got ", pb.W0.rows(), " x ", pb.W0.cols());
     require_finite(pb.W0, where, "W0");
   }
 }
@@ -98,8 +98,8 @@ template <class Scalar_>
 struct RegressionProblem {
   using Scalar = Scalar_;
   std::vector<RegressionTask<Scalar>> tasks;
-  Matrix<Scalar> W0;                          ///< q x p frozen base; empty = zero
-  std::optional<GroundTruth<Scalar>> truth;   ///< set by the generator
+  Matrix<Scalar> W0;                         ///< q x p frozen base; empty = zero
+  std::optional<GroundTruth<Scalar>> truth;  ///< set by the generator
 
   Index num_tasks() const { return static_cast<Index>(tasks.size()); }
   Index input_dim() const { return tasks.empty() ? 0 : tasks.front().X.cols(); }
@@ -138,9 +138,9 @@ template <class Scalar_>
 struct SensingProblem {
   using Scalar = Scalar_;
   std::vector<SensingTask<Scalar>> tasks;
-  Index p = 0;                                ///< input width (columns of each M_ij)
-  Index q = 0;                                ///< output width (rows of each M_ij)
-  Matrix<Scalar> W0;                          ///< q x p frozen base; empty = zero
+  Index p = 0;        ///< input width (columns of each M_ij)
+  Index q = 0;        ///< output width (rows of each M_ij)
+  Matrix<Scalar> W0;  ///< q x p frozen base; empty = zero
   std::optional<GroundTruth<Scalar>> truth;
 
   Index num_tasks() const { return static_cast<Index>(tasks.size()); }

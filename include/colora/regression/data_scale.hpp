@@ -113,8 +113,8 @@ RegressionProblem<Scalar> scaled_problem(const RegressionProblem<Scalar>& pb, co
   RegressionProblem<Scalar> out;
   out.tasks.reserve(pb.tasks.size());
   for (const auto& t : pb.tasks)
-    out.tasks.push_back({times_pow2(t.X, -s.ex), times_pow2(t.Y, -s.ey),
-                         times_pow2(t.X_test, -s.ex), times_pow2(t.Y_test, -s.ey)});
+    out.tasks.push_back(
+        {times_pow2(t.X, -s.ex), times_pow2(t.Y, -s.ey), times_pow2(t.X_test, -s.ex), times_pow2(t.Y_test, -s.ey)});
   out.W0 = times_pow2(pb.W0, s.ex - s.ey);
   out.truth = pb.truth;
   scale_truth(out.truth, s);
@@ -128,8 +128,8 @@ SensingProblem<Scalar> scaled_problem(const SensingProblem<Scalar>& pb, const Da
   out.q = pb.q;
   out.tasks.reserve(pb.tasks.size());
   for (const auto& t : pb.tasks)
-    out.tasks.push_back({times_pow2(t.M, -s.ex), times_pow2(t.y, -s.ey),
-                         times_pow2(t.M_test, -s.ex), times_pow2(t.y_test, -s.ey)});
+    out.tasks.push_back(
+        {times_pow2(t.M, -s.ex), times_pow2(t.y, -s.ey), times_pow2(t.M_test, -s.ex), times_pow2(t.y_test, -s.ey)});
   out.W0 = times_pow2(pb.W0, s.ex - s.ey);
   out.truth = pb.truth;
   scale_truth(out.truth, s);

@@ -1,5 +1,5 @@
 // Planted heterogeneous multi-task problems with a task-similarity knob
-// (spec section 3), for both measurement models.
+// (docs/solver.md, "The generator"), for both measurement models.
 //
 //   W_i* = W_0 + B_i* S_i* A_i*
 //   B*, A*      Haar-uniform orthonormal (q x r columns, r x p rows)
@@ -42,21 +42,21 @@
 namespace colora {
 
 struct GeneratorOptions {
-  Index tasks = 20;                    ///< k
-  Index p = 30;                        ///< input width
-  Index q = 30;                        ///< output width
-  Index rank = 3;                      ///< r
-  std::vector<Index> samples{60};      ///< n_i: one value for all tasks, or one per task
-  Index test_samples = 100;            ///< held-out samples per task (0 = none)
-  double sigma = 0.1;                  ///< noise standard deviation
-  double kappa = 2.0;                  ///< condition number of every core S_i*
-  double tau = 1.0;                    ///< core diversity (0 = all cores equal)
-  double theta_a = 0.0;                ///< principal angle of A_i* from A* (radians)
-  double theta_b = 0.0;                ///< principal angle of B_i* from B* (radians)
-  double input_condition = 1.0;        ///< condition number of Sigma (1 = identity)
-  bool random_base = false;            ///< W_0 random (else zero)
+  Index tasks = 20;                ///< k
+  Index p = 30;                    ///< input width
+  Index q = 30;                    ///< output width
+  Index rank = 3;                  ///< r
+  std::vector<Index> samples{60};  ///< n_i: one value for all tasks, or one per task
+  Index test_samples = 100;        ///< held-out samples per task (0 = none)
+  double sigma = 0.1;              ///< noise standard deviation
+  double kappa = 2.0;              ///< condition number of every core S_i*
+  double tau = 1.0;                ///< core diversity (0 = all cores equal)
+  double theta_a = 0.0;            ///< principal angle of A_i* from A* (radians)
+  double theta_b = 0.0;            ///< principal angle of B_i* from B* (radians)
+  double input_condition = 1.0;    ///< condition number of Sigma (1 = identity)
+  bool random_base = false;        ///< W_0 random (else zero)
   std::uint64_t seed = 1;
-  int num_threads = 0;                 ///< 0 = all OpenMP threads
+  int num_threads = 0;  ///< 0 = all OpenMP threads
 
   Index samples_of(Index i) const { return samples.size() == 1 ? samples[0] : samples[size_t(i)]; }
 
@@ -67,8 +67,8 @@ struct GeneratorOptions {
     detail::require(q > 0, w, "q must be positive, got ", q);
     // q < r is allowed: the personal-head truth W_i* = W_0 + H_i* A_i* (see above).
     detail::require(rank > 0 && rank <= p, w, "rank must be in [1, p = ", p, "], got ", rank);
-    detail::require(samples.size() == 1 || Index(samples.size()) == tasks, w,
-                    "samples must have 1 or tasks = ", tasks, " entries, got ", samples.size());
+    detail::require(samples.size() == 1 || Index(samples.size()) == tasks, w, "samples must have 1 or tasks = ", tasks,
+                    " entries, got ", samples.size());
     for (size_t i = 0; i < samples.size(); ++i)
       detail::require(samples[i] > 0, w, "task ", samples.size() == 1 ? std::string("(all)") : std::to_string(i),
                       ": samples must be positive, got ", samples[i]);
@@ -76,15 +76,13 @@ struct GeneratorOptions {
     detail::require(std::isfinite(sigma) && sigma >= 0, w, "sigma must be finite and >= 0, got ", sigma);
     detail::require(std::isfinite(kappa) && kappa >= 1, w, "kappa must be >= 1, got ", kappa);
     detail::require(std::isfinite(tau) && tau >= 0, w, "tau must be finite and >= 0, got ", tau);
-    detail::require(std::isfinite(input_condition) && input_condition >= 1, w,
-                    "input_condition must be >= 1, got ", input_condition);
+    detail::require(std::isfinite(input_condition) && input_condition >= 1, w, "input_condition must be >= 1, got ",
+                    input_condition);
     const double half_pi = 1.5707963267948966;
     detail::require(theta_a >= 0 && theta_a <= half_pi, w, "theta_a must be in [0, pi/2], got ", theta_a);
     detail::require(theta_b >= 0 && theta_b <= half_pi, w, "theta_b must be in [0, pi/2], got ", theta_b);
-    detail::require(theta_a == 0 || p >= 2 * rank, w, "theta_a > 0 needs p >= 2 rank, got p = ", p,
-                    ", rank = ", rank);
-    detail::require(theta_b == 0 || q >= 2 * rank, w, "theta_b > 0 needs q >= 2 rank, got q = ", q,
-                    ", rank = ", rank);
+    detail::require(theta_a == 0 || p >= 2 * rank, w, "theta_a > 0 needs p >= 2 rank, got p = ", p, ", rank = ", rank);
+    detail::require(theta_b == 0 || q >= 2 * rank, w, "theta_b > 0 needs q >= 2 rank, got q = ", q, ", rank = ", rank);
   }
 };
 
@@ -127,8 +125,7 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
   truth.B_shared = head ? Matrix<Scalar>(Matrix<Scalar>::Identity(o.q, o.rank))
                         : haar_orthonormal<Scalar>(shared, o.q, o.rank);
   const Matrix<Scalar> s_bar = shared.normal_matrix<Scalar>(o.rank, o.rank);
-  W0 = o.random_base ? shared.normal_matrix<Scalar>(o.q, o.p, 1.0 / std::sqrt(double(o.p)))
-                     : Matrix<Scalar>();
+  W0 = o.random_base ? shared.normal_matrix<Scalar>(o.q, o.p, 1.0 / std::sqrt(double(o.p))) : Matrix<Scalar>();
   truth.sigma = o.sigma;
   truth.A.resize(size_t(o.tasks));
   truth.B.resize(size_t(o.tasks));
@@ -136,8 +133,8 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
   if (o.input_condition != 1.0) {
     truth.input_scales.resize(o.p);
     for (Index j = 0; j < o.p; ++j)
-      truth.input_scales(j) =
-          Scalar(o.p == 1 ? 1.0 : std::pow(o.input_condition, -double(j) / (2.0 * double(o.p - 1))));
+      truth.input_scales(j) = Scalar(o.p == 1 ? 1.0
+                                              : std::pow(o.input_condition, -double(j) / (2.0 * double(o.p - 1))));
   }
   const Matrix<Scalar> At = truth.A_shared.transpose();
   parallel_for_tasks(o.tasks, o.num_threads, [&](Index i) {

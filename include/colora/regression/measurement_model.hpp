@@ -1,29 +1,34 @@
-// The measurement-model concept the CoLoRA solver is written against.
+// The measurement-model concept the alternating-minimization kernel
+// (altmin.hpp) is written against; docs/solver.md, "Adding a measurement
+// model", walks through it.
 //
-// A measurement model wraps one problem type (RegressionProblem for (M1),
-// SensingProblem for (M2)) and provides the per-task least-squares pieces of
-// each alternating step. The solver (solver.hpp) owns the loop, the gauge
-// fixing, the stopping rule, the history and the diagnostics, once for both.
+// A measurement model wraps one problem type (RegressionModel for (M1)
+// RegressionProblem, SensingModel for (M2) SensingProblem) and provides the
+// per-task least-squares pieces of each alternating step. The kernel owns the
+// sums over tasks, the A-step solvers and the gauge; the Solver owns the
+// loop, the stopping rule, the history and the diagnostics, once for all models.
 //
-//   Index tasks(), input_dim() (p), output_dim() (q), samples(i)
+//   using Scalar
+//   Index tasks(), input_dim() (p), output_dim() (q), samples(i), int threads()
 //   Matrix moment(i)                      p x q, E = (W_i* - W_0)^T: spectral init
-//   bool solve_core(i, A, B, ridge, CoreKind, S&)     S-step for task i
-//   BNormal b_normal(i, A, S, w)                      task i's weighted B-step normal equations
+//   bool solve_core(i, A, B, ridge, CoreKind, S&)     S-step for task i (S: B.cols() x r)
+//   BNormal b_normal(i, A, S, w), b_zero(r)           task i's weighted B-step normal equations
 //   bool b_from_normal(const BNormal&, B&)            solve them: B (q x r), not yet orthonormal
-//   ASystem a_system(B, S, w, threads)                the A-step quadratic in G = A^T (p x r)
+//   ASystem a_system(B, S, w)                         the A-step quadratic in G = A^T (p x r);
+//                                                     tasks with w_i = 0 take no part
 //   double loss(i, A, B, S)                           ||target_i - A_i(B S A)||^2
 //   double test_sq_error(i, A, B, S, Index& count)    held-out squared error (count entries)
 //
-// ASystem: rhs() (p x r); apply(G) (p x r, summed over tasks in fixed order);
-// dense_gram() (pr x pr, for the exact A-step); precondition(R) (the
-// Kronecker approximation H ~ C_bar (x) D, see a_step.hpp).
+// ASystem: rhs() (p x r); apply(G) = H(G) (p x r, summed over tasks in task
+// order); dense_gram() (pr x pr, vec column-major, for the exact A-step);
+// c_bar() (r x r) and d() (p) of the Kronecker approximation H ~ C_bar (x)
+// diag(d) the cg preconditioner and the gd step use (a_step.hpp).
 #pragma once
 
 #include "colora/core/adapter.hpp"
 #include "colora/core/config.hpp"
 
 namespace colora {
-namespace detail {
 
 /// Weighted normal equations of the B-step, summed over tasks.
 /// (M1): gram is r x r and rhs r x q (the system is I_q (x) gram: one r x r
@@ -39,5 +44,4 @@ struct BNormal {
   }
 };
 
-}  // namespace detail
 }  // namespace colora

@@ -13,11 +13,11 @@
 #include "colora/regression/measurement_model.hpp"
 
 namespace colora {
-namespace detail {
 
-template <class Scalar>
+template <class Scalar_>
 class RegressionModel {
  public:
+  using Scalar = Scalar_;
   using Mat = Matrix<Scalar>;
   using Problem = RegressionProblem<Scalar>;
 
@@ -25,29 +25,33 @@ class RegressionModel {
     const Index k = pb.num_tasks();
     if (pb.W0.size() != 0) {
       residual_.resize(size_t(k));
-      parallel_for_tasks(k, threads_, [&](Index i) {
+      detail::parallel_for_tasks(k, threads_, [&](Index i) {
         const auto& t = pb.tasks[size_t(i)];
         residual_[size_t(i)] = t.Y - t.X * pb.W0.transpose();
       });
     }
-    // Pooled column second moments: the D of the A-step preconditioner.
-    col_scale_ = ordered_sum(k, threads_, Vector<Scalar>(Vector<Scalar>::Zero(pb.input_dim())),
-                             [&](Index i, Vector<Scalar>& acc) {
-                               acc += pb.tasks[size_t(i)].X.colwise().squaredNorm().transpose();
-                             });
+    // Column second moments per task, and pooled: the D of the A-step preconditioner.
+    col_sq_.resize(size_t(k));
+    detail::parallel_for_tasks(k, threads_, [&](Index i) {
+      col_sq_[size_t(i)] = pb.tasks[size_t(i)].X.colwise().squaredNorm().transpose();
+    });
+    col_scale_ = detail::ordered_sum(k, threads_, Vector<Scalar>(Vector<Scalar>::Zero(pb.input_dim())),
+                                     [&](Index i, Vector<Scalar>& acc) { acc += col_sq_[size_t(i)]; });
   }
 
   Index tasks() const { return pb_.num_tasks(); }
   Index input_dim() const { return pb_.input_dim(); }
   Index output_dim() const { return pb_.output_dim(); }
   Index samples(Index i) const { return pb_.samples(i); }
+  int threads() const { return threads_; }
   const Mat& X(Index i) const { return pb_.tasks[size_t(i)].X; }
   const Mat& target(Index i) const { return residual_.empty() ? pb_.tasks[size_t(i)].Y : residual_[size_t(i)]; }
 
   Mat moment(Index i) const { return X(i).transpose() * target(i) / Scalar(samples(i)); }
 
-  /// S-step: min_S ||R - X A^T S^T B^T||^2 + ridge ||S||^2. For a full core
-  /// B must have orthonormal columns (the solver's gauge), so the problem is
+  /// S-step: min_S ||R - X A^T S^T B^T||^2 + ridge ||S||^2, S of size
+  /// B.cols() x r. For a full core B must have orthonormal columns (the
+  /// solver's gauge, or B = I_q for heads), so the problem is
   /// ||R B - Z S^T||^2 with Z = X A^T. For a diagonal core B is general.
   bool solve_core(Index i, const Mat& A, const Mat& B, Scalar ridge, CoreKind core, Mat& S) const {
     const Index r = A.rows();
@@ -80,9 +84,7 @@ class RegressionModel {
     return out;
   }
 
-  BNormal<Scalar> b_zero(Index r) const {
-    return BNormal<Scalar>{Mat::Zero(r, r), Mat::Zero(r, output_dim())};
-  }
+  BNormal<Scalar> b_zero(Index r) const { return BNormal<Scalar>{Mat::Zero(r, r), Mat::Zero(r, output_dim())}; }
 
   bool b_from_normal(const BNormal<Scalar>& ne, Mat& B) const {
     Mat Bt;
@@ -92,30 +94,47 @@ class RegressionModel {
   }
 
   /// The A-step quadratic: H(G) = sum_i w_i X_i^T X_i G C_i with
-  /// C_i = S_i^T B^T B S_i, rhs = sum_i w_i X_i^T R_i B S_i.
+  /// C_i = S_i^T B^T B S_i, rhs = sum_i w_i X_i^T R_i B S_i. Tasks with
+  /// w_i = 0 are skipped (and left out of the preconditioner's d).
   class ASystem {
    public:
     ASystem(const RegressionModel& m, const Mat& B, const std::vector<Mat>& S, const std::vector<Scalar>& w,
             int threads)
-        : m_(m), threads_(threads) {
-      const Index k = m.tasks(), p = m.input_dim(), r = B.cols();
+        : m_(m), threads_(threads), w_(w) {
+      const Index k = m.tasks(), p = m.input_dim(), r = S.front().cols();
       const Mat BtB = B.transpose() * B;
       C_.resize(size_t(k));
       C_bar_ = Mat::Zero(r, r);
+      bool all = true;
       for (Index i = 0; i < k; ++i) {
+        if (w[size_t(i)] == Scalar(0)) {
+          all = false;
+          continue;
+        }
         C_[size_t(i)] = w[size_t(i)] * (S[size_t(i)].transpose() * BtB * S[size_t(i)]);
         C_bar_ += Scalar(m.samples(i)) * C_[size_t(i)];
       }
-      rhs_ = ordered_sum(k, threads_, Mat(Mat::Zero(p, r)), [&](Index i, Mat& acc) {
+      rhs_ = detail::ordered_sum(k, threads_, Mat(Mat::Zero(p, r)), [&](Index i, Mat& acc) {
+        if (w[size_t(i)] == Scalar(0)) return;
         acc.noalias() += m.X(i).transpose() * ((m.target(i) * B) * (w[size_t(i)] * S[size_t(i)]));
       });
       Scalar total_n = 0;
-      for (Index i = 0; i < k; ++i) total_n += Scalar(m.samples(i));
-      d_ = m.col_scale_ / total_n;
+      for (Index i = 0; i < k; ++i)
+        if (w[size_t(i)] != Scalar(0)) total_n += Scalar(m.samples(i));
+      if (all) {
+        d_ = m.col_scale_ / total_n;
+      } else {
+        d_ = detail::ordered_sum(k, threads_, Vector<Scalar>(Vector<Scalar>::Zero(p)),
+                                 [&](Index i, Vector<Scalar>& acc) {
+                                   if (w[size_t(i)] != Scalar(0)) acc += m.col_sq_[size_t(i)];
+                                 });
+        if (total_n > 0) d_ /= total_n;
+      }
     }
     const Mat& rhs() const { return rhs_; }
     Mat apply(const Mat& G) const {
-      return ordered_sum(m_.tasks(), threads_, Mat(Mat::Zero(G.rows(), G.cols())), [&](Index i, Mat& acc) {
+      return detail::ordered_sum(m_.tasks(), threads_, Mat(Mat::Zero(G.rows(), G.cols())), [&](Index i, Mat& acc) {
+        if (w_[size_t(i)] == Scalar(0)) return;
         const Mat XG = m_.X(i) * G;
         acc.noalias() += m_.X(i).transpose() * (XG * C_[size_t(i)]);
       });
@@ -129,12 +148,16 @@ class RegressionModel {
       const auto& grams = m_.input_grams();
       Mat H(p * r, p * r);
       const Index blocks = r * (r + 1) / 2;
-      parallel_for(blocks, threads_, [&](Index blk) {
+      detail::parallel_for(blocks, threads_, [&](Index blk) {
         Index a = 0, rem = blk;
-        while (rem >= r - a) { rem -= r - a; ++a; }
+        while (rem >= r - a) {
+          rem -= r - a;
+          ++a;
+        }
         const Index b = a + rem;
         Mat acc = Mat::Zero(p, p);
-        for (Index i = 0; i < k; ++i) acc += C_[size_t(i)](a, b) * grams[size_t(i)];
+        for (Index i = 0; i < k; ++i)
+          if (w_[size_t(i)] != Scalar(0)) acc += C_[size_t(i)](a, b) * grams[size_t(i)];
         H.block(a * p, b * p, p, p) = acc;
         if (a != b) H.block(b * p, a * p, p, p) = acc;
       });
@@ -144,6 +167,7 @@ class RegressionModel {
    private:
     const RegressionModel& m_;
     int threads_;
+    const std::vector<Scalar>& w_;
     std::vector<Mat> C_;
     Mat C_bar_, rhs_;
     Vector<Scalar> d_;
@@ -157,7 +181,7 @@ class RegressionModel {
   const std::vector<Mat>& input_grams() const {
     if (grams_.empty()) {
       std::vector<Mat> g(static_cast<size_t>(tasks()));
-      parallel_for_tasks(tasks(), threads_, [&](Index i) { g[size_t(i)].noalias() = X(i).transpose() * X(i); });
+      detail::parallel_for_tasks(tasks(), threads_, [&](Index i) { g[size_t(i)].noalias() = X(i).transpose() * X(i); });
       grams_ = std::move(g);
     }
     return grams_;
@@ -180,9 +204,9 @@ class RegressionModel {
   const Problem& pb_;
   int threads_;
   std::vector<Mat> residual_;
+  std::vector<Vector<Scalar>> col_sq_;
   Vector<Scalar> col_scale_;
   mutable std::vector<Mat> grams_;
 };
 
-}  // namespace detail
 }  // namespace colora

@@ -16,11 +16,11 @@
 #include "colora/regression/measurement_model.hpp"
 
 namespace colora {
-namespace detail {
 
-template <class Scalar>
+template <class Scalar_>
 class SensingModel {
  public:
+  using Scalar = Scalar_;
   using Mat = Matrix<Scalar>;
   using Vec = Vector<Scalar>;
   using Problem = SensingProblem<Scalar>;
@@ -28,7 +28,7 @@ class SensingModel {
   SensingModel(const Problem& pb, int num_threads) : pb_(pb), threads_(num_threads) {
     const Index k = pb.num_tasks();
     target_.resize(size_t(k));
-    parallel_for_tasks(k, threads_, [&](Index i) {
+    detail::parallel_for_tasks(k, threads_, [&](Index i) {
       const auto& t = pb.tasks[size_t(i)];
       target_[size_t(i)] = t.y;
       if (pb.W0.size()) target_[size_t(i)] -= t.M * Eigen::Map<const Vec>(pb.W0.data(), pb.W0.size());
@@ -39,6 +39,9 @@ class SensingModel {
   Index input_dim() const { return pb_.p; }
   Index output_dim() const { return pb_.q; }
   Index samples(Index i) const { return pb_.samples(i); }
+  int threads() const { return threads_; }
+  /// Task i's targets y_i - M_i vec(W_0).
+  const Vec& target(Index i) const { return target_[size_t(i)]; }
 
   /// (sum_j y_j M_j / m)^T, p x q.
   Mat moment(Index i) const {
@@ -53,14 +56,15 @@ class SensingModel {
     return {M.data() + j, pb_.q, pb_.p, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(M.rows() * pb_.q, M.rows())};
   }
 
+  /// S-step of task i; S is B.cols() x r (r x r for CoLoRA, q x r heads for B = I_q).
   bool solve_core(Index i, const Mat& A, const Mat& B, Scalar ridge, CoreKind core, Mat& S) const {
-    const Index m = samples(i), r = A.rows();
-    const Index d = core == CoreKind::Full ? r * r : r;
+    const Index m = samples(i), r = A.rows(), c = B.cols();
+    const Index d = core == CoreKind::Full ? c * r : r;
     Mat F(m, d);
     for (Index j = 0; j < m; ++j) {
-      const Mat T = B.transpose() * measurement(i, j) * A.transpose();  // r x r
+      const Mat T = B.transpose() * measurement(i, j) * A.transpose();  // c x r
       if (core == CoreKind::Full)
-        F.row(j) = Eigen::Map<const Vec>(T.data(), r * r).transpose();
+        F.row(j) = Eigen::Map<const Vec>(T.data(), c * r).transpose();
       else
         F.row(j) = T.diagonal().transpose();
     }
@@ -69,7 +73,7 @@ class SensingModel {
     Mat s;
     const bool ok = solve_spd<Scalar>(G, F.transpose() * target_[size_t(i)], s);
     if (core == CoreKind::Full) {
-      S = Eigen::Map<const Mat>(s.data(), r, r);
+      S = Eigen::Map<const Mat>(s.data(), c, r);
     } else {
       S = Mat::Zero(r, r);
       S.diagonal() = s.col(0);
@@ -104,14 +108,14 @@ class SensingModel {
 
   class ASystem {
    public:
-    ASystem(const SensingModel& m, const Mat& B, const std::vector<Mat>& S, const std::vector<Scalar>& w,
-            int threads)
+    ASystem(const SensingModel& m, const Mat& B, const std::vector<Mat>& S, const std::vector<Scalar>& w, int threads)
         : m_(m), threads_(threads), w_(w) {
-      const Index k = m.tasks(), p = m.input_dim(), r = B.cols();
+      const Index k = m.tasks(), p = m.input_dim(), r = S.front().cols();
       const Mat BtB = B.transpose() * B;
       features_.resize(size_t(k));
-      parallel_for_tasks(k, threads_, [&](Index i) {
-        const Mat BS = B * S[size_t(i)];  // q x r
+      detail::parallel_for_tasks(k, threads_, [&](Index i) {
+        if (w[size_t(i)] == Scalar(0)) return;  // not taking part
+        const Mat BS = B * S[size_t(i)];        // q x r
         Mat F(m.samples(i), p * r);
         for (Index j = 0; j < m.samples(i); ++j) {
           const Mat T = m.measurement(i, j).transpose() * BS;  // p x r
@@ -121,8 +125,10 @@ class SensingModel {
       });
       C_bar_ = Mat::Zero(r, r);
       for (Index i = 0; i < k; ++i)
-        C_bar_ += w[size_t(i)] * Scalar(m.samples(i)) * (S[size_t(i)].transpose() * BtB * S[size_t(i)]);
-      const Vec rv = ordered_sum(k, threads_, Vec(Vec::Zero(p * r)), [&](Index i, Vec& acc) {
+        if (w[size_t(i)] != Scalar(0))
+          C_bar_ += w[size_t(i)] * Scalar(m.samples(i)) * (S[size_t(i)].transpose() * BtB * S[size_t(i)]);
+      const Vec rv = detail::ordered_sum(k, threads_, Vec(Vec::Zero(p * r)), [&](Index i, Vec& acc) {
+        if (w_[size_t(i)] == Scalar(0)) return;
         acc.noalias() += w_[size_t(i)] * (features_[size_t(i)].transpose() * m.target_[size_t(i)]);
       });
       rhs_ = Eigen::Map<const Mat>(rv.data(), p, r);
@@ -131,7 +137,8 @@ class SensingModel {
     const Mat& rhs() const { return rhs_; }
     Mat apply(const Mat& G) const {
       const Eigen::Map<const Vec> g(G.data(), G.size());
-      const Vec v = ordered_sum(m_.tasks(), threads_, Vec(Vec::Zero(G.size())), [&](Index i, Vec& acc) {
+      const Vec v = detail::ordered_sum(m_.tasks(), threads_, Vec(Vec::Zero(G.size())), [&](Index i, Vec& acc) {
+        if (w_[size_t(i)] == Scalar(0)) return;
         acc.noalias() += w_[size_t(i)] * (features_[size_t(i)].transpose() * (features_[size_t(i)] * g));
       });
       return Eigen::Map<const Mat>(v.data(), G.rows(), G.cols());
@@ -140,9 +147,13 @@ class SensingModel {
     const Vec& d() const { return d_; }
     Mat dense_gram() const {
       const Index n = rhs_.size();
-      return ordered_sum(m_.tasks(), threads_, Mat(Mat::Zero(n, n)), [&](Index i, Mat& acc) {
-        acc.noalias() += w_[size_t(i)] * (features_[size_t(i)].transpose() * features_[size_t(i)]);
-      }, 4);
+      return detail::ordered_sum(
+          m_.tasks(), threads_, Mat(Mat::Zero(n, n)),
+          [&](Index i, Mat& acc) {
+            if (w_[size_t(i)] == Scalar(0)) return;
+            acc.noalias() += w_[size_t(i)] * (features_[size_t(i)].transpose() * features_[size_t(i)]);
+          },
+          4);
     }
 
    private:
@@ -160,7 +171,8 @@ class SensingModel {
 
   double loss(Index i, const Mat& A, const Mat& B, const Mat& S) const {
     const Mat W = B * S * A;
-    return double((target_[size_t(i)] - pb_.tasks[size_t(i)].M * Eigen::Map<const Vec>(W.data(), W.size())).squaredNorm());
+    return double(
+        (target_[size_t(i)] - pb_.tasks[size_t(i)].M * Eigen::Map<const Vec>(W.data(), W.size())).squaredNorm());
   }
 
   double test_sq_error(Index i, const Mat& A, const Mat& B, const Mat& S, Index& count) const {
@@ -178,5 +190,4 @@ class SensingModel {
   std::vector<Vec> target_;
 };
 
-}  // namespace detail
 }  // namespace colora

@@ -1,4 +1,4 @@
-// Gauge-free subspace distances (spec section 4).
+// Gauge-free subspace distances (docs/solver.md, "Diagnostics").
 //
 // For column spaces of U (n x r) and U* (n x r*): the principal angles
 // theta_1..theta_r* are the arccos of the singular values of Q^T Q*, where Q
@@ -19,8 +19,7 @@ namespace colora {
 /// Returns min(rank) angles. Inputs need not be orthonormal.
 template <class DerivedU, class DerivedV>
 Vector<double> principal_angles(const Eigen::MatrixBase<DerivedU>& U, const Eigen::MatrixBase<DerivedV>& V) {
-  detail::require(U.rows() == V.rows(), "colora::principal_angles", "U has ", U.rows(), " rows but V has ",
-                  V.rows());
+  detail::require(U.rows() == V.rows(), "colora::principal_angles", "U has ", U.rows(), " rows but V has ", V.rows());
   const Matrix<double> Qu = column_basis(U.template cast<double>().eval());
   const Matrix<double> Qv = column_basis(V.template cast<double>().eval());
   Eigen::JacobiSVD<Matrix<double>> svd(Qu.transpose() * Qv);

@@ -1,4 +1,4 @@
-// Gauge-free recovery errors against a planted truth (spec section 4).
+// Gauge-free recovery errors against a planted truth (docs/solver.md, "Diagnostics").
 #pragma once
 
 #include <algorithm>
@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "colora/diagnostics/subspace.hpp"
+#include "colora/core/subspace.hpp"
 #include "colora/regression/data.hpp"
 
 namespace colora {
@@ -44,8 +44,9 @@ double factored_difference_norm(const Matrix<Scalar>& U1, const Matrix<Scalar>& 
         .norm();
   }
   const Matrix<double> Qu = thin_qr(U).Q, Qv = thin_qr(V).Q;
-  const Matrix<double> D = (Qu.transpose() * U1.template cast<double>()) * (V1.template cast<double>().transpose() * Qv) -
-                           (Qu.transpose() * U2.template cast<double>()) * (V2.template cast<double>().transpose() * Qv);
+  const Matrix<double> D =
+      (Qu.transpose() * U1.template cast<double>()) * (V1.template cast<double>().transpose() * Qv) -
+      (Qu.transpose() * U2.template cast<double>()) * (V2.template cast<double>().transpose() * Qv);
   return D.norm();
 }
 
