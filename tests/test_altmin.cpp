@@ -258,10 +258,14 @@ SensingProblem<Scalar> make(const GeneratorOptions& g, SensingProblem<Scalar>*) 
   return generate_sensing<Scalar>(g);
 }
 
-const char* model_name(const RegressionModel<float>*) { return "M1"; }
-const char* model_name(const RegressionModel<double>*) { return "M1"; }
-const char* model_name(const SensingModel<float>*) { return "M2"; }
-const char* model_name(const SensingModel<double>*) { return "M2"; }
+template <class Scalar>
+const char* model_name(const RegressionModel<Scalar>*) {
+  return "M1";
+}
+template <class Scalar>
+const char* model_name(const SensingModel<Scalar>*) {
+  return "M2";
+}
 
 template <class Scalar>
 std::vector<Matrix<Scalar>> random_cores(Rng& rng, Index k, Index r) {
