@@ -3,25 +3,25 @@
 // (k = 400), next to the GEMM reference in the same run.
 //
 // Time per solver iteration is measured between solver callbacks (manual
-// timing): the solver runs 6 iterations from a random start and the last 5
-// are timed, so initialization is not included. Single-thread rows use the
-// process CPU time (robust on a shared machine, comparable with the GEMM
-// row's CPU time); two-thread rows use wall time.
+// timing, wall clock, every thread count): the solver runs 6 iterations from
+// a random start and the last 5 are timed, so initialization is not
+// included. The context block prints the load average at the start: the
+// wall-clock rows mean something only on an otherwise idle machine.
 //
-// FLOP/s counts the dense products one iteration performs (per task, n = n_i):
-//   S-step    Z = X A^T (2npr), P = R B (2nqr), Z^T Z, Z^T P (4nr^2)
-//   B-step    Z S^T (2npr + 2nr^2), Q^T Q (2nr^2), Q^T R (2nrq)
-//   A-step    rhs: R B (2nqr), X^T (P S) (2npr + 2nr^2); each operator product 4npr
-//   objective X A^T (2npr), S^T, B^T (2nr^2 + 2nrq)
-// i.e. n r (8p + 8q + 4p c) + O(n r^2) with c = operator products per A-step;
-// the exact A-step adds the dense system: k r(r+1)/2 p^2 for the assembly
-// (2 flops each) and (pr)^3/3 for the Cholesky factorization.
+// FLOP/s counts the dense products one iteration performs (per task, n = n_i);
+// X_i A^T and R_i B are formed once each and shared (regression_model.hpp):
+//   S-step    Z = X A^T (2npr), Z^T Z, Z^T P (4nr^2); P = R B from the A-step
+//   B-step    Q = Z S^T (2nr^2), Q^T Q (2nr^2), Q^T R (2nrq)
+//   A-step    rhs: P = R B (2nqr), X^T (P S) (2npr + 2nr^2); each operator
+//             product X^T ((X G) C_i) (4npr + 2nr^2)
+//   objective (Z S^T) B^T (2nr^2 + 2nrq)
+// i.e. n r (4p + 6q + 4p c) + n r^2 (12 + 2c) with c = operator products per
+// A-step; the exact A-step adds the dense system: k r(r+1)/2 p^2 for the
+// assembly (2 flops each) and (pr)^3/3 for the Cholesky factorization.
 #include <map>
 
 #include <colora/regression/generator.hpp>
 #include <colora/regression/solver.hpp>
-
-#include <time.h>
 
 #include "gemm_reference.hpp"
 
@@ -65,13 +65,7 @@ void BM_ColoraIteration(benchmark::State& state) {
   o.num_threads = threads;
   std::vector<double> stamps;
   o.callback = [&](const colora::IterationRecord& rec) {
-    if (threads == 1) {
-      timespec ts;
-      clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-      stamps.push_back(double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec));
-    } else {
-      stamps.push_back(rec.seconds);
-    }
+    stamps.push_back(rec.seconds);
     return true;
   };
   colora::Solver<double> solver(o);
@@ -87,7 +81,7 @@ void BM_ColoraIteration(benchmark::State& state) {
   }
   const double c = products / double(timed);
   const double n = 64, p = 256, q = 256, r = 8;
-  const double per_task = n * r * (8 * p + 8 * q + 4 * p * c) + 14 * n * r * r;
+  const double per_task = n * r * (4 * p + 6 * q + 4 * p * c) + n * r * r * (12 + 2 * c);
   double total = per_task * double(k);
   if (a_step == colora::AStepSolver::Exact) {
     // Dense pr x pr system: r(r+1)/2 blocks of k p x p axpys, then Cholesky and two solves.
@@ -100,15 +94,94 @@ void BM_ColoraIteration(benchmark::State& state) {
                  " threads=" + std::to_string(threads));
 }
 
+// Where an iteration's time goes: each step of the kernel (altmin.hpp) alone,
+// at the same size, from the spectral start with fitted cores. Each step pays
+// for the shared products it forms inside an iteration and reuses the others
+// as the solver does (regression_model.hpp): the S-step forms X_i A^T (A
+// alternates between A and -A so it is never cached), the A-step setup forms
+// R_i B (B alternates likewise), the B-step and the objective reuse X_i A^T.
+enum KernelStep { kSStep, kBStep, kASystem, kAProduct, kAStepCg, kObjective, kMetrics };
+const char* const kStepNames[] = {"S-step (fit_cores)",      "B-step (b_step + regauge_b)", "A-step setup (rhs, C_i)",
+                                  "A-step operator product", "A-step cg (setup + solve)",   "objective",
+                                  "recovery metrics"};
+
+void BM_KernelStep(benchmark::State& state) {
+  namespace altmin = colora::altmin;
+  using Mat = colora::Matrix<double>;
+  const auto step = static_cast<KernelStep>(state.range(0));
+  const int threads = int(state.range(1));
+  const auto& pb = problem(100);
+  const colora::RegressionModel<double> model(pb, threads);
+  Mat A, B;
+  altmin::initialize(model, colora::InitKind::Spectral, 8, 1, A, B);
+  const auto w = altmin::task_weights(model, colora::TaskWeighting::PerSample);
+  const auto ridge = altmin::core_ridges(w, 0.0);
+  std::vector<Mat> S;
+  altmin::fit_cores(model, A, B, ridge, colora::CoreKind::Full, S);
+  const auto sys = model.a_system(B, S, w);
+  const Mat G0 = A.transpose();
+  const Mat A_flip = -A, B_flip = -B;
+  bool flip = false;
+  for (auto _ : state) {
+    flip = !flip;
+    switch (step) {
+      case kSStep: {
+        std::vector<Mat> S2;
+        altmin::fit_cores(model, flip ? A_flip : A, B, ridge, colora::CoreKind::Full, S2);
+        benchmark::DoNotOptimize(S2.data());
+        break;
+      }
+      case kBStep: {
+        Mat Bn, B2;
+        std::vector<Mat> S2 = S;
+        altmin::b_step(model, A, S2, w, Bn);
+        altmin::regauge_b(Bn, colora::CoreKind::Full, B2, S2);
+        benchmark::DoNotOptimize(B2.data());
+        break;
+      }
+      case kASystem: {
+        const auto sys2 = model.a_system(flip ? B_flip : B, S, w);
+        benchmark::DoNotOptimize(sys2.rhs().data());
+        break;
+      }
+      case kAProduct: {
+        const Mat H = sys.apply(G0);
+        benchmark::DoNotOptimize(H.data());
+        break;
+      }
+      case kAStepCg: {
+        Mat G = G0;
+        altmin::a_step(model, flip ? B_flip : B, S, w, altmin::AStepControl{}, G);
+        benchmark::DoNotOptimize(G.data());
+        break;
+      }
+      case kObjective:  // X_i A^T is cached after the first call, as after an S-step
+        benchmark::DoNotOptimize(altmin::objective(model, A, B, S, w, 0.0));
+        break;
+      case kMetrics: {
+        const auto m = colora::recovery_metrics(*pb.truth, A, B, S, threads);
+        benchmark::DoNotOptimize(m.dist_a);
+        break;
+      }
+    }
+  }
+  state.SetLabel(std::string(kStepNames[step]) + " threads=" + std::to_string(threads));
+}
+
 }  // namespace
 
-BENCHMARK_TEMPLATE(BM_EigenGemm, double)->Arg(1024)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_EigenGemm, double)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ColoraIteration)
     ->ArgsProduct({{int(colora::AStepSolver::Exact), int(colora::AStepSolver::Cg), int(colora::AStepSolver::Gd)},
                    {100, 400},
                    {1, 2}})
     ->UseManualTime()
     ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
+
+BENCHMARK(BM_KernelStep)
+    ->ArgsProduct({{kSStep, kBStep, kASystem, kAProduct, kAStepCg, kObjective, kMetrics}, {1, 2}})
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -8,6 +8,13 @@
 
 #include <colora/core/random.hpp>
 
+// Every benchmark program prints, in its context block and JSON "context",
+// the SIMD instruction sets Eigen uses in this build next to the reference.
+inline const bool colora_simd_context_registered = [] {
+  benchmark::AddCustomContext("eigen_simd", colora::simd_instruction_sets());
+  return true;
+}();
+
 template <class Scalar>
 void BM_EigenGemm(benchmark::State& state) {
   const colora::Index n = state.range(0);

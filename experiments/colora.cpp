@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  const std::string name = argv[1];
+  // `colora --version` is `colora version`.
+  const std::string name = std::strcmp(argv[1], "--version") == 0 ? std::string("version") : std::string(argv[1]);
   if (name == "--help" || name == "-h" || name == "help") {
     usage(stdout);
     return 0;

@@ -6,6 +6,9 @@
 
 #include <colora/baselines/baselines.hpp>
 
+#include <type_traits>
+#include <utility>
+
 namespace colora {
 namespace exp {
 
@@ -47,7 +50,12 @@ MethodOutcome run_method_impl(const std::string& method, const Problem& pb, cons
   if (pb.truth) out.metrics = estimate_metrics(*pb.truth, res.estimate, options.num_threads);
   out.test_mse = estimate_test_mse(pb, res.estimate, options.num_threads);
   out.parameters = res.estimate.trainable_parameters;
-  out.estimate = res.estimate.template cast<double>();
+  // The estimate is as large as the cores and U_i (k small matrices): moved,
+  // not copied, when it already is in double.
+  if constexpr (std::is_same<typename Problem::Scalar, double>::value)
+    out.estimate = std::move(res.estimate);
+  else
+    out.estimate = res.estimate.template cast<double>();
   if (out.history.empty()) {  // safety: every method should give at least one record
     IterationRecord rec;
     rec.seconds = out.seconds;

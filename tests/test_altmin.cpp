@@ -694,6 +694,75 @@ TEST_CASE_TEMPLATE("altmin S-step: fit_cores satisfies its normal equations (ful
   }
 }
 
+// The (M1) model shares the thin products X_i A^T and target_i B between the
+// steps of a pass (prepare_a / prepare_b). A cached product is the same product
+// computed the same way, so every step must give bit-for-bit what a model that
+// never cached anything gives, and a stale cache (another A or B) must never be
+// used. The spectral start's sums go through n_i x n_i Grams when n_i is small;
+// they must equal M_i M_i^T and M_i^T M_i formed from the moments.
+TEST_CASE_TEMPLATE("altmin (M1) shared products: cached and uncached steps agree bit for bit; Gram-form moments",
+                   Scalar, COLORA_TEST_SCALARS) {
+  using Mat = Matrix<Scalar>;
+  Rng rng = colora_test::rng_for("altmin shared products");
+  const std::uint64_t seed = rng.next_u64();
+  INFO("seed ", colora_test::seed(), " -> problem seed ", seed, " (COLORA_SEED overrides)");
+  const Index k = 6, p = 10, q = 8, r = 3, n = 4;  // n small: the Gram form of the moments is the cheaper one
+  const auto pb = generate_regression<Scalar>(options(seed, k, p, q, r, n, 0.1));
+  const RegressionModel<Scalar> cached(pb, 1), fresh(pb, 1);
+  Mat A, B;
+  REQUIRE(altmin::initialize(cached, InitKind::Spectral, r, seed, A, B));
+  const std::vector<Scalar> w = altmin::task_weights(cached, TaskWeighting::PerSample);
+  const std::vector<Scalar> ridge(size_t(k), Scalar(0));
+  std::vector<Mat> S;
+  REQUIRE(altmin::fit_cores(cached, A, B, ridge, CoreKind::Full, S));  // prepares X_i A^T, target_i B
+  for (Index i = 0; i < k; ++i) {
+    Mat s;
+    REQUIRE(fresh.solve_core(i, A, B, Scalar(0), CoreKind::Full, s));
+    CHECK(s == S[size_t(i)]);
+    CHECK(cached.loss(i, A, B, S[size_t(i)]) == fresh.loss(i, A, B, S[size_t(i)]));
+    const auto bc = cached.b_normal(i, A, S[size_t(i)], w[size_t(i)]);
+    const auto bf = fresh.b_normal(i, A, S[size_t(i)], w[size_t(i)]);
+    CHECK(bc.gram == bf.gram);
+    CHECK(bc.rhs == bf.rhs);
+  }
+  CHECK(cached.a_system(B, S, w).rhs() == fresh.a_system(B, S, w).rhs());
+  // Another A and B after the cache was filled: never the stale products.
+  const Mat A2 = haar_orthonormal<Scalar>(rng, p, r).transpose();
+  const Mat B2 = haar_orthonormal<Scalar>(rng, q, r);
+  for (Index i = 0; i < k; ++i) {
+    Mat sc, sf;
+    cached.solve_core(i, A2, B2, Scalar(0), CoreKind::Full, sc);
+    fresh.solve_core(i, A2, B2, Scalar(0), CoreKind::Full, sf);
+    CHECK(sc == sf);
+  }
+  // B = I_q (fedrep's heads) uses the targets themselves.
+  std::vector<Mat> H;
+  REQUIRE(altmin::fit_cores(cached, A, Mat(Mat::Identity(q, q)), ridge, CoreKind::Full, H));
+  for (Index i = 0; i < k; ++i) {
+    Mat h;
+    fresh.solve_core(i, A, Mat::Identity(q, q), Scalar(0), CoreKind::Full, h);
+    CHECK(h == H[size_t(i)]);
+  }
+  // Moments: Gram form against the direct products, in double.
+  Mat mmt = Mat::Zero(p, p), mtm = Mat::Zero(q, q);
+  MatD mmt_ref = MatD::Zero(p, p), mtm_ref = MatD::Zero(q, q);
+  for (Index i = 0; i < k; ++i) {
+    cached.add_moment_grams(i, mmt, &mtm);
+    const MatD M = dbl<Scalar>(pb.tasks[size_t(i)].X).transpose() *
+                   (dbl<Scalar>(pb.tasks[size_t(i)].Y) -
+                    dbl<Scalar>(pb.tasks[size_t(i)].X) * dbl<Scalar>(pb.W0).transpose()) /
+                   double(n);
+    mmt_ref += M * M.transpose();
+    mtm_ref += M.transpose() * M;
+  }
+  const double e_a = (dbl<Scalar>(mmt) - mmt_ref).norm() / mmt_ref.norm();
+  const double e_b = (dbl<Scalar>(mtm) - mtm_ref).norm() / mtm_ref.norm();
+  report(std::string("Gram-form moment sums vs direct, ") + scalar_name<Scalar>(), std::max(e_a, e_b),
+         1e3 * eps<Scalar>());
+  CHECK(e_a <= 1e3 * eps<Scalar>());
+  CHECK(e_b <= 1e3 * eps<Scalar>());
+}
+
 // The S-step solves its normal equations with solve_spd. For an underdetermined
 // task the Gram matrix is singular; a Cholesky whose last pivot is rounding noise
 // of the right sign "succeeds" with an O(1) null-space component, which is not the

@@ -71,6 +71,20 @@ const char* const kTinyProblem = " --tasks 4 --p 8 --q 8 --rank 2 --samples 12 -
 
 }  // namespace
 
+TEST_CASE("colora --version and colora version print the version and the SIMD instruction sets") {
+  const std::string dir = scratch("version");
+  for (const char* args : {"--version", "version"}) {
+    INFO(args);
+    const Run r = run_cli(args, dir);
+    CHECK(r.code == 0);
+    CHECK(r.out.find("colora ") == 0);
+    CHECK(r.out.find("SIMD: ") != std::string::npos);
+#if defined(__x86_64__)
+    CHECK(r.out.find("SSE2") != std::string::npos);  // every x86-64 build has at least SSE2
+#endif
+  }
+}
+
 TEST_CASE("colora recovery: tiny problem writes summary.csv and history.csv with the documented columns") {
   const std::string dir = scratch("recovery");
   const Run r = run_cli(std::string("recovery") + kTinyProblem + seed_flag() + " --out " + dir + "/out", dir);

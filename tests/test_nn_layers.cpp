@@ -3,6 +3,7 @@
 // against a naive loop; stability at magnitude 1e4; adapter identities.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -115,6 +116,39 @@ TEST_CASE("gradient check: Linear with every adapter kind, random shapes") {
         randomize(lin, rng);
         grad_check(lin, rng.normal_matrix<double>(n, p), 1, true, rng);
       }
+}
+
+// GELU runs as array expressions (Eigen's vectorized erf for float): forward
+// and backward must equal the scalar definitions x Phi(x) and
+// Phi(x) + x phi(x) (std::erf, std::exp in long double) to a few ulp, over
+// the whole range including |x| where erf saturates.
+TEST_CASE_TEMPLATE("GELU forward and backward equal the scalar definition to a few ulp", S, COLORA_TEST_SCALARS) {
+  auto rng = colora_test::rng_for("gelu");
+  Matrix<S> X = rng.normal_matrix<S>(50, 40) * S(3);
+  X(0, 0) = S(0);
+  X(1, 0) = S(-9);
+  X(2, 0) = S(9);
+  X(3, 0) = S(1e-4);
+  nn::ActivationLayer<S> act(nn::Activation::Gelu);
+  typename nn::ActivationLayer<S>::Cache c;
+  Matrix<S> Y, dX;
+  act.forward(X, 0, c, Y);
+  const Matrix<S> dY = Matrix<S>::Ones(X.rows(), X.cols());
+  nn::Grads<S> g;
+  act.backward(dY, 0, c, g, &dX);
+  const double eps = double(Eigen::NumTraits<S>::epsilon());
+  double worst_y = 0, worst_d = 0;
+  for (Index j = 0; j < X.cols(); ++j)
+    for (Index i = 0; i < X.rows(); ++i) {
+      const long double x = X(i, j);
+      const long double cdf = 0.5L * (1 + std::erf(x / std::sqrt(2.0L)));
+      const long double y = x * cdf, d = cdf + x * std::exp(-0.5L * x * x) / std::sqrt(2 * 3.14159265358979323846L);
+      worst_y = std::max(worst_y, double(std::fabs(Y(i, j) - y) / (std::fabs(x) + 1)));
+      worst_d = std::max(worst_d, double(std::fabs(dX(i, j) - d) / (std::fabs(d) + 1)));
+    }
+  INFO("max error, relative to |x| + 1: forward ", worst_y, ", backward ", worst_d, " (eps ", eps, ")");
+  CHECK(worst_y <= 16 * eps);
+  CHECK(worst_d <= 16 * eps);
 }
 
 TEST_CASE("gradient check: activations, LayerNorm, MLP block, embedding, pooling") {

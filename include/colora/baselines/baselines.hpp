@@ -35,7 +35,7 @@ BaselineResult<typename Problem::Scalar> fit_colora(const Problem& pb, const Bas
   res.iterations = f.iterations;
   res.history = std::move(f.history);
   res.warnings = std::move(f.warnings);
-  res.estimate = detail::colora_form_estimate(f.A, f.B, f.cores, pb.W0);
+  res.estimate = detail::colora_form_estimate(f.A, f.B, std::move(f.cores), pb.W0);
   return res;
 }
 

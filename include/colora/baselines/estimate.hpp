@@ -75,8 +75,11 @@ struct PersonalFactors {
 /// A multi-task estimate in the generic factored form W_i = W_0 + U_i V_i^T.
 template <class Scalar>
 struct MultiTaskEstimate {
-  std::vector<Matrix<Scalar>> U;                  ///< q x r_i per task
-  std::vector<Matrix<Scalar>> V;                  ///< p x r_i per task (I_p when dense)
+  std::vector<Matrix<Scalar>> U;  ///< q x r_i per task
+  /// p x r_i per task (I_p when dense), or one entry that every task shares
+  /// (the shared row factor A^T of the CoLoRA-form methods: k copies of it
+  /// would cost as much as U itself). Read it through v(i).
+  std::vector<Matrix<Scalar>> V;
   bool dense = false;                             ///< V_i = I_p: U_i is the full q x p W_i - W_0
   Matrix<Scalar> A;                               ///< shared r x p row factor, empty when the method has none
   Matrix<Scalar> B;                               ///< shared q x r column factor, empty when the method has none
@@ -86,10 +89,10 @@ struct MultiTaskEstimate {
   Index trainable_parameters = 0;                 ///< parameters the method fits (frozen ones excluded)
 
   Index num_tasks() const { return Index(U.size()); }
+  /// V_i: V[i], or V[0] when one V is shared by every task.
+  const Matrix<Scalar>& v(Index i) const { return V.size() == 1 ? V.front() : V[size_t(i)]; }
   /// W_i - W_0 (q x p, dense).
-  Matrix<Scalar> delta(Index i) const {
-    return dense ? U[size_t(i)] : Matrix<Scalar>(U[size_t(i)] * V[size_t(i)].transpose());
-  }
+  Matrix<Scalar> delta(Index i) const { return dense ? U[size_t(i)] : Matrix<Scalar>(U[size_t(i)] * v(i).transpose()); }
   /// W_i (q x p, dense).
   Matrix<Scalar> weight(Index i) const {
     Matrix<Scalar> W = delta(i);
@@ -99,7 +102,7 @@ struct MultiTaskEstimate {
   /// Predictions X W_i^T (n x q) for inputs X (n x p).
   Matrix<Scalar> predict(Index i, const Matrix<Scalar>& X) const {
     Matrix<Scalar> Y = dense ? Matrix<Scalar>(X * U[size_t(i)].transpose())
-                             : Matrix<Scalar>((X * V[size_t(i)]) * U[size_t(i)].transpose());
+                             : Matrix<Scalar>((X * v(i)) * U[size_t(i)].transpose());
     if (W0.size()) Y.noalias() += X * W0.transpose();
     return Y;
   }
@@ -107,7 +110,7 @@ struct MultiTaskEstimate {
   MultiTaskEstimate<T> cast() const {
     MultiTaskEstimate<T> o;
     for (const auto& u : U) o.U.push_back(u.template cast<T>());
-    for (const auto& v : V) o.V.push_back(v.template cast<T>());
+    for (const auto& m : V) o.V.push_back(m.template cast<T>());
     o.dense = dense;
     o.A = A.template cast<T>();
     o.B = B.template cast<T>();
@@ -242,24 +245,24 @@ inline void summarise_errors(const std::vector<std::pair<double, double>>& e, Re
   m.median_rel_err = median_of(m.rel_err);
 }
 
-/// The estimate of a CoLoRA-form fit (A, B, S_i): U_i = B S_i, V_i = A^T.
+/// The estimate of a CoLoRA-form fit (A, B, S_i): U_i = B S_i, V_i = A^T
+/// (one V shared by every task). Pass the cores as an rvalue when the caller
+/// is done with them: they become the estimate's personal "S" without a copy.
 template <class Scalar>
 MultiTaskEstimate<Scalar> colora_form_estimate(const Matrix<Scalar>& A, const Matrix<Scalar>& B,
-                                               const std::vector<Matrix<Scalar>>& S, const Matrix<Scalar>& W0) {
+                                               std::vector<Matrix<Scalar>> S, const Matrix<Scalar>& W0) {
   MultiTaskEstimate<Scalar> e;
-  const Matrix<Scalar> At = A.transpose();
-  for (const auto& s : S) {
-    e.U.push_back(B * s);
-    e.V.push_back(At);
-  }
+  e.U.reserve(S.size());
+  for (const auto& s : S) e.U.push_back(B * s);
+  e.V.assign(1, A.transpose());
   e.A = A;
   e.B = B;
   e.W0 = W0;
   e.shared = {{"A", A}, {"B", B}};
-  e.personal = {{"S", S}};
   Index n = A.size() + B.size();
   for (const auto& s : S) n += s.size();
   e.trainable_parameters = n;
+  e.personal.push_back({"S", std::move(S)});
   return e;
 }
 
@@ -277,7 +280,7 @@ double estimate_loss(const Problem& pb, const MultiTaskEstimate<typename Problem
   const Index k = pb.num_tasks();
   std::vector<double> li(static_cast<size_t>(k));
   detail::parallel_for_tasks(k, num_threads, [&](Index i) {
-    li[size_t(i)] = double(w[size_t(i)]) * detail::task_loss(pb, i, e.U[size_t(i)], e.V[size_t(i)], e.dense);
+    li[size_t(i)] = double(w[size_t(i)]) * detail::task_loss(pb, i, e.U[size_t(i)], e.v(i), e.dense);
   });
   double f = 0;
   for (double v : li) f += v;
@@ -293,7 +296,7 @@ double estimate_test_mse(const Problem& pb, const MultiTaskEstimate<typename Pro
   std::vector<double> se(static_cast<size_t>(k));
   std::vector<Index> cnt(static_cast<size_t>(k));
   detail::parallel_for_tasks(k, num_threads, [&](Index i) {
-    se[size_t(i)] = detail::task_test_se(pb, i, e.U[size_t(i)], e.V[size_t(i)], e.dense, cnt[size_t(i)]);
+    se[size_t(i)] = detail::task_test_se(pb, i, e.U[size_t(i)], e.v(i), e.dense, cnt[size_t(i)]);
   });
   double s = 0, c = 0;
   for (Index i = 0; i < k; ++i) {
@@ -325,7 +328,7 @@ RecoveryMetrics estimate_metrics(const GroundTruth<Scalar>& truth, const MultiTa
   const Index k = e.num_tasks();
   std::vector<std::pair<double, double>> err(static_cast<size_t>(k));
   detail::parallel_for_tasks(k, num_threads, [&](Index i) {
-    err[size_t(i)] = detail::task_error(truth, i, e.U[size_t(i)], e.V[size_t(i)], e.dense);
+    err[size_t(i)] = detail::task_error(truth, i, e.U[size_t(i)], e.v(i), e.dense);
   });
   detail::summarise_errors(err, m);
   return m;

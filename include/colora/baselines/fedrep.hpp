@@ -118,7 +118,7 @@ BaselineResult<typename Problem::Scalar> fit_fedrep(const Problem& pb, const Bas
   auto estimate = [&] {
     MultiTaskEstimate<Scalar> e;
     e.U = H;
-    e.V.assign(size_t(k), A.transpose());
+    e.V.assign(1, A.transpose());  // shared by every task
     e.A = A;
     e.W0 = pb.W0;
     e.shared = {{"A", A}};

@@ -46,7 +46,7 @@ BaselineResult<typename Problem::Scalar> fit_ffa(const Problem& pb, const Baseli
   res.method = "ffa";
   auto& e = res.estimate;
   e.U.assign(size_t(k), B);
-  e.V.assign(size_t(k), A.transpose());
+  e.V.assign(1, A.transpose());  // shared by every task
   e.A = A;
   e.B = B;
   e.W0 = pb.W0;

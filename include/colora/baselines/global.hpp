@@ -34,7 +34,7 @@ BaselineResult<typename Problem::Scalar> fit_global(const Problem& pb, const Bas
   auto& e = res.estimate;
   const Matrix<Scalar> W = one.estimate.U[0];
   e.U.assign(size_t(pb.num_tasks()), W);
-  e.V.assign(size_t(pb.num_tasks()), one.estimate.V[0]);
+  e.V.assign(1, one.estimate.v(0));  // shared by every task
   e.dense = true;
   e.W0 = pb.W0;
   e.shared = {{"W", W}};

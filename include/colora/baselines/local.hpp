@@ -28,7 +28,7 @@ BaselineResult<typename Problem::Scalar> fit_local(const Problem& pb, const Base
   res.method = "local";
   auto& e = res.estimate;
   e.U.assign(size_t(k), Mat());
-  e.V.assign(size_t(k), Mat::Identity(p, p));
+  e.V.assign(1, Mat::Identity(p, p));  // dense: V_i = I_p, one shared by every task
   e.dense = true;
   e.W0 = pb.W0;
   std::vector<char> ok(size_t(k), 1);

@@ -39,6 +39,12 @@ using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 template <class Scalar>
 using RowVector = Eigen::Matrix<Scalar, 1, Eigen::Dynamic>;
 
+/// The SIMD instruction sets Eigen was compiled to use in this translation
+/// unit (e.g. "AVX512, FMA, AVX2, AVX, SSE4.2, ..."; "SSE, SSE2" for the
+/// baseline x86-64 target). Code built with colora::optimize (-march=native)
+/// uses the host's widest vector units.
+inline const char* simd_instruction_sets() { return Eigen::SimdInstructionSetsInUse(); }
+
 namespace detail {
 
 /// Number of threads a parallel region should use for `requested` (0 = all

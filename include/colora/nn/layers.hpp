@@ -9,6 +9,8 @@
 //   template <class F> void visit(F&& f);    // f(Param&) for each parameter
 #pragma once
 
+#include <unsupported/Eigen/SpecialFunctions>
+
 #include <cmath>
 #include <string>
 
@@ -26,13 +28,16 @@ inline Activation parse_activation(const std::string& s) {
   detail::invalid("colora::nn::parse_activation", "unknown activation '", s, "' (expected gelu or relu)");
 }
 
-/// Element-wise GELU (exact, x Phi(x)) or ReLU.
+/// Element-wise GELU (exact, x Phi(x)) or ReLU. GELU runs as whole-array
+/// expressions (Eigen's erf, vectorized for float; exp vectorized for both),
+/// and the forward keeps Phi(x) for the backward, which then needs only exp.
 template <class S>
 class ActivationLayer {
  public:
   using Scalar = S;
   struct Cache {
     const Matrix<S>* x = nullptr;
+    Matrix<S> cdf;  ///< Phi(x) (GELU)
   };
   explicit ActivationLayer(Activation kind = Activation::Gelu) : kind_(kind) {}
   Activation kind() const noexcept { return kind_; }
@@ -43,7 +48,10 @@ class ActivationLayer {
       Y = X.cwiseMax(S(0));
     } else {
       const S inv_sqrt2 = S(0.70710678118654752440);
-      Y = X.unaryExpr([inv_sqrt2](S x) { return S(0.5) * x * (S(1) + std::erf(x * inv_sqrt2)); });
+      c.cdf.resize(X.rows(), X.cols());
+      c.cdf.array() = S(0.5) * (S(1) + (X.array() * inv_sqrt2).erf());
+      Y.resize(X.rows(), X.cols());
+      Y.array() = X.array() * c.cdf.array();
     }
   }
   void backward(const Matrix<S>& dY, int, const Cache& c, Grads<S>&, Matrix<S>* dX) const {
@@ -54,12 +62,9 @@ class ActivationLayer {
     if (kind_ == Activation::Relu) {
       *dX = dY.binaryExpr(X, [](S d, S x) { return x > S(0) ? d : S(0); });
     } else {
-      const S inv_sqrt2 = S(0.70710678118654752440), inv_sqrt2pi = S(0.39894228040143267794);
-      *dX = dY.binaryExpr(X, [=](S d, S x) {
-        const S cdf = S(0.5) * (S(1) + std::erf(x * inv_sqrt2));
-        const S pdf = inv_sqrt2pi * std::exp(S(-0.5) * x * x);
-        return d * (cdf + x * pdf);
-      });
+      const S inv_sqrt2pi = S(0.39894228040143267794);
+      dX->resize(X.rows(), X.cols());
+      dX->array() = dY.array() * (c.cdf.array() + X.array() * (inv_sqrt2pi * (S(-0.5) * X.array().square()).exp()));
     }
   }
   template <class F>

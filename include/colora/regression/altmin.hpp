@@ -136,20 +136,21 @@ bool initialize(const Model& model, InitKind init, Index r, std::uint64_t seed, 
   detail::require(r >= 1 && r <= p, "colora::altmin::initialize", "rank r = ", r, " must be in [1, p = ", p, "]");
   const bool fixed_b = !learn_b || q < r;
   if (init == InitKind::Spectral) {
-    const Mat AA = detail::ordered_sum(k, model.threads(), Mat(Mat::Zero(p, p)), [&](Index i, Mat& acc) {
-      const Mat M = model.moment(i);
-      acc.noalias() += M * M.transpose();
+    // Both sums in one pass over the tasks (model.add_moment_grams).
+    struct Sums {
+      Mat mmt, mtm;
+      Sums& operator+=(const Sums& o) {
+        mmt += o.mmt;
+        if (mtm.size()) mtm += o.mtm;
+        return *this;
+      }
+    };
+    const Sums zero{Mat::Zero(p, p), fixed_b ? Mat() : Mat(Mat::Zero(q, q))};
+    const Sums sums = detail::ordered_sum(k, model.threads(), zero, [&](Index i, Sums& acc) {
+      model.add_moment_grams(i, acc.mmt, fixed_b ? nullptr : &acc.mtm);
     });
-    A = top_eigenvectors<Scalar>(AA, r).transpose();
-    if (fixed_b) {
-      B = Mat::Identity(q, r);
-    } else {
-      const Mat BB = detail::ordered_sum(k, model.threads(), Mat(Mat::Zero(q, q)), [&](Index i, Mat& acc) {
-        const Mat M = model.moment(i);
-        acc.noalias() += M.transpose() * M;
-      });
-      B = top_eigenvectors<Scalar>(BB, r);
-    }
+    A = top_eigenvectors<Scalar>(sums.mmt, r).transpose();
+    B = fixed_b ? Mat(Mat::Identity(q, r)) : top_eigenvectors<Scalar>(sums.mtm, r);
   } else {
     Rng rng(seed, kInitStream);
     A = haar_orthonormal<Scalar>(rng, p, r).transpose();
@@ -173,6 +174,10 @@ bool fit_cores(const Model& model, const Matrix<typename Model::Scalar>& A, cons
   detail::require(Index(ridge.size()) == k, "colora::altmin::fit_cores", "got ", ridge.size(), " ridges for ", k,
                   " tasks");
   S.resize(size_t(k));
+  if (!only) {  // a partial pass (fedrep's participants) forms its products per task
+    model.prepare_a(A);
+    model.prepare_b(B);
+  }
   std::vector<char> ok(size_t(k), 1);
   detail::parallel_for_tasks(k, model.threads(), [&](Index i) {
     if (only && !(*only)[size_t(i)]) return;
@@ -189,6 +194,7 @@ bool b_step(const Model& model, const Matrix<typename Model::Scalar>& A,
             const std::vector<Matrix<typename Model::Scalar>>& S, const std::vector<typename Model::Scalar>& w,
             Matrix<typename Model::Scalar>& Bn) {
   using Scalar = typename Model::Scalar;
+  model.prepare_a(A);
   const BNormal<Scalar> ne = detail::ordered_sum(model.tasks(), model.threads(), model.b_zero(A.rows()),
                                                  [&](Index i, BNormal<Scalar>& acc) {
                                                    acc += model.b_normal(i, A, S[size_t(i)], w[size_t(i)]);
@@ -263,6 +269,7 @@ double objective(const Model& model, const Matrix<typename Model::Scalar>& A, co
                  const std::vector<Matrix<typename Model::Scalar>>& S, const std::vector<typename Model::Scalar>& w,
                  double lambda) {
   const Index k = model.tasks();
+  model.prepare_a(A);
   std::vector<double> li(static_cast<size_t>(k));
   detail::parallel_for_tasks(k, model.threads(), [&](Index i) {
     li[size_t(i)] = double(w[size_t(i)]) * model.loss(i, A, B, S[size_t(i)]);

@@ -12,6 +12,10 @@
 // base() (W_0, q x p, zero when empty), truth (optional), validate().
 #pragma once
 
+#include <cstddef>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,13 +24,136 @@
 
 namespace colora {
 
+/// One matrix per task, where tasks may share one stored matrix (copy on
+/// write): the planted A_i*, B_i* equal A*, B* for every task when theta = 0,
+/// and k copies of them would cost as much as a sixth of the training data
+/// (issue 14). Reads like a std::vector<Matrix>: size(), [i], at(i),
+/// iteration, push_back, pop_back, resize, assign. A non-const [i] (or
+/// at(i)) gives task i its own copy first, so writing one task never changes
+/// another; share(i, m) makes task i refer to m.
+template <class Scalar>
+class TaskMatrices {
+ public:
+  using value_type = Matrix<Scalar>;
+  using Ptr = std::shared_ptr<value_type>;
+
+  class const_iterator {
+   public:
+    using iterator_category = std::random_access_iterator_tag;
+    using value_type = Matrix<Scalar>;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const value_type*;
+    using reference = const value_type&;
+    const_iterator() = default;
+    explicit const_iterator(typename std::vector<Ptr>::const_iterator it) : it_(it) {}
+    reference operator*() const { return **it_; }
+    pointer operator->() const { return it_->get(); }
+    reference operator[](difference_type n) const { return *it_[n]; }
+    const_iterator& operator++() {
+      ++it_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator t = *this;
+      ++it_;
+      return t;
+    }
+    const_iterator& operator--() {
+      --it_;
+      return *this;
+    }
+    const_iterator operator--(int) {
+      const_iterator t = *this;
+      --it_;
+      return t;
+    }
+    const_iterator& operator+=(difference_type n) {
+      it_ += n;
+      return *this;
+    }
+    const_iterator& operator-=(difference_type n) {
+      it_ -= n;
+      return *this;
+    }
+    friend const_iterator operator+(const_iterator a, difference_type n) { return a += n; }
+    friend const_iterator operator+(difference_type n, const_iterator a) { return a += n; }
+    friend const_iterator operator-(const_iterator a, difference_type n) { return a -= n; }
+    friend difference_type operator-(const const_iterator& a, const const_iterator& b) { return a.it_ - b.it_; }
+    friend bool operator==(const const_iterator& a, const const_iterator& b) { return a.it_ == b.it_; }
+    friend bool operator!=(const const_iterator& a, const const_iterator& b) { return a.it_ != b.it_; }
+    friend bool operator<(const const_iterator& a, const const_iterator& b) { return a.it_ < b.it_; }
+
+   private:
+    typename std::vector<Ptr>::const_iterator it_;
+  };
+
+  TaskMatrices() = default;
+  TaskMatrices(std::initializer_list<value_type> list) {
+    for (const auto& m : list) push_back(m);
+  }
+  // Copies share the stored matrices too (cheap); writing through either
+  // copy's non-const [i] gives that copy's task i its own matrix first.
+
+  size_t size() const { return v_.size(); }
+  bool empty() const { return v_.empty(); }
+  void clear() { v_.clear(); }
+  void reserve(size_t n) { v_.reserve(n); }
+  /// New entries are empty matrices (each its own).
+  void resize(size_t n) {
+    const size_t old = v_.size();
+    v_.resize(n);
+    for (size_t i = old; i < n; ++i) v_[i] = std::make_shared<value_type>();
+  }
+  /// n tasks, all sharing one copy of m.
+  void assign(size_t n, const value_type& m) { v_.assign(n, std::make_shared<value_type>(m)); }
+  void push_back(value_type m) { v_.push_back(std::make_shared<value_type>(std::move(m))); }
+  void emplace_back(value_type m) { push_back(std::move(m)); }
+  void pop_back() { v_.pop_back(); }
+
+  const value_type& operator[](size_t i) const { return *v_[i]; }
+  const value_type& at(size_t i) const { return *v_.at(i); }
+  value_type& operator[](size_t i) { return own(i); }
+  value_type& at(size_t i) {
+    (void)v_.at(i);
+    return own(i);
+  }
+  const value_type& front() const { return *v_.front(); }
+  const value_type& back() const { return *v_.back(); }
+  const_iterator begin() const { return const_iterator(v_.cbegin()); }
+  const_iterator end() const { return const_iterator(v_.cend()); }
+  const_iterator cbegin() const { return begin(); }
+  const_iterator cend() const { return end(); }
+
+  /// Task i refers to the stored matrix `m` (shared with every other task
+  /// given the same pointer; nobody writes it while it is shared).
+  void share(size_t i, std::shared_ptr<const value_type> m) {
+    v_[i] = std::const_pointer_cast<value_type>(std::move(m));
+  }
+  /// The stored matrix of task i, to share it with other tasks.
+  std::shared_ptr<const value_type> shared(size_t i) const { return v_[i]; }
+
+ private:
+  value_type& own(size_t i) {
+    Ptr& p = v_[i];
+    if (!p)
+      p = std::make_shared<value_type>();
+    else if (p.use_count() > 1)
+      p = std::make_shared<value_type>(*p);
+    return *p;
+  }
+
+  std::vector<Ptr> v_;
+};
+
 /// The planted truth W_i* = W_0 + B_i* S_i* A_i* (docs/solver.md, "The generator").
 template <class Scalar>
 struct GroundTruth {
-  Matrix<Scalar> A_shared;        ///< A*  (r x p), orthonormal rows
-  Matrix<Scalar> B_shared;        ///< B*  (q x r), orthonormal columns
-  std::vector<Matrix<Scalar>> A;  ///< A_i* (r x p): A* rotated by theta_A
-  std::vector<Matrix<Scalar>> B;  ///< B_i* (q x r): B* rotated by theta_B
+  Matrix<Scalar> A_shared;  ///< A*  (r x p), orthonormal rows
+  Matrix<Scalar> B_shared;  ///< B*  (q x r), orthonormal columns
+  /// A_i* (r x p): A* rotated by theta_A. With theta_A = 0 every task shares
+  /// one stored copy of A* (TaskMatrices: copy on write).
+  TaskMatrices<Scalar> A;
+  TaskMatrices<Scalar> B;         ///< B_i* (q x r): B* rotated by theta_B (shared likewise when theta_B = 0)
   std::vector<Matrix<Scalar>> S;  ///< S_i* (r x r)
   double sigma = 0.0;             ///< noise standard deviation
   Vector<Scalar> input_scales;    ///< Sigma = diag(input_scales^2); empty = identity

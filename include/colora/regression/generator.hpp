@@ -127,8 +127,6 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
   const Matrix<Scalar> s_bar = shared.normal_matrix<Scalar>(o.rank, o.rank);
   W0 = o.random_base ? shared.normal_matrix<Scalar>(o.q, o.p, 1.0 / std::sqrt(double(o.p))) : Matrix<Scalar>();
   truth.sigma = o.sigma;
-  truth.A.resize(size_t(o.tasks));
-  truth.B.resize(size_t(o.tasks));
   truth.S.resize(size_t(o.tasks));
   if (o.input_condition != 1.0) {
     truth.input_scales.resize(o.p);
@@ -137,11 +135,21 @@ void generate_truth(const GeneratorOptions& o, GroundTruth<Scalar>& truth, Matri
                                               : std::pow(o.input_condition, -double(j) / (2.0 * double(o.p - 1))));
   }
   const Matrix<Scalar> At = truth.A_shared.transpose();
+  // theta = 0: every task's A_i* (B_i*) is A* (B*) itself; the tasks share
+  // one stored copy instead of k (TaskMatrices).
+  if (o.theta_b == 0.0)
+    truth.B.assign(size_t(o.tasks), truth.B_shared);
+  else
+    truth.B.resize(size_t(o.tasks));
+  if (o.theta_a == 0.0)
+    truth.A.assign(size_t(o.tasks), truth.A_shared);
+  else
+    truth.A.resize(size_t(o.tasks));
   parallel_for_tasks(o.tasks, o.num_threads, [&](Index i) {
     const Rng t = root.substream(1 + std::uint64_t(i));
     truth.S[size_t(i)] = planted_core<Scalar>(s_bar, o.tau, o.kappa, t.substream(0), std::min(o.q, o.rank));
-    truth.B[size_t(i)] = rotate_subspace<Scalar>(truth.B_shared, o.theta_b, t.substream(1));
-    truth.A[size_t(i)] = rotate_subspace<Scalar>(At, o.theta_a, t.substream(2)).transpose();
+    if (o.theta_b != 0.0) truth.B[size_t(i)] = rotate_subspace<Scalar>(truth.B_shared, o.theta_b, t.substream(1));
+    if (o.theta_a != 0.0) truth.A[size_t(i)] = rotate_subspace<Scalar>(At, o.theta_a, t.substream(2)).transpose();
   });
 }
 
@@ -169,7 +177,8 @@ RegressionProblem<Scalar> generate_regression(const GeneratorOptions& o) {
     // Y = X (W0 + B S A)^T + sigma E, applied in factored form.
     auto make = [&](Rng rng, Index n, Matrix<Scalar>& X, Matrix<Scalar>& Y) {
       X = detail::gaussian_inputs(rng, n, truth, o.p);
-      Y = ((X * truth.A[size_t(i)].transpose()) * truth.S[size_t(i)].transpose()) * truth.B[size_t(i)].transpose();
+      const GroundTruth<Scalar>& tr = truth;  // const access: never unshares A_i*, B_i*
+      Y = ((X * tr.A[size_t(i)].transpose()) * tr.S[size_t(i)].transpose()) * tr.B[size_t(i)].transpose();
       if (pb.W0.size()) Y.noalias() += X * pb.W0.transpose();
       if (o.sigma > 0) Y += rng.normal_matrix<Scalar>(n, o.q, o.sigma);
     };

@@ -10,7 +10,12 @@
 //
 //   using Scalar
 //   Index tasks(), input_dim() (p), output_dim() (q), samples(i), int threads()
-//   Matrix moment(i)                      p x q, E = (W_i* - W_0)^T: spectral init
+//   Matrix moment(i)                      p x q, E = (W_i* - W_0)^T
+//   add_moment_grams(i, mmt, mtm*)        adds M_i M_i^T (p x p) and M_i^T M_i (q x q, when
+//                                         mtm is not null), M_i = moment(i): spectral init
+//   prepare_a(A), prepare_b(B)            the kernel calls these before a pass over all tasks
+//                                         with these factors; a model may form shared
+//                                         per-task products here (or do nothing)
 //   bool solve_core(i, A, B, ridge, CoreKind, S&)     S-step for task i (S: B.cols() x r)
 //   BNormal b_normal(i, A, S, w), b_zero(r)           task i's weighted B-step normal equations
 //   bool b_from_normal(const BNormal&, B&)            solve them: B (q x r), not yet orthonormal

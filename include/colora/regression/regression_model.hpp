@@ -3,8 +3,18 @@
 //
 // Costs per task (n = n_i): S-step O(n p r + n q r); B-step O(n r q);
 // A-step operator product O(n p r) (two n x p x r GEMMs); loss O(n (p + q) r).
+//
+// The thin products X_i A^T and target_i B are formed once per factor and
+// shared by the steps that use them (prepare_a / prepare_b, called by the
+// kernel before each pass over tasks): per iteration the solver forms X_i A^T
+// once (S-step; the next B-step and the objective reuse it) and target_i B
+// once (A-step right-hand side; the S-step reuses it). The cache holds
+// 2 n_i r numbers per task; B = I_q (fedrep's heads) uses the targets
+// themselves, with no copy. The values are the same products computed the
+// same way, so results do not depend on whether they were cached.
 #pragma once
 
+#include <cstring>
 #include <vector>
 
 #include "colora/core/linalg.hpp"
@@ -49,14 +59,81 @@ class RegressionModel {
 
   Mat moment(Index i) const { return X(i).transpose() * target(i) / Scalar(samples(i)); }
 
+  /// Adds M_i M_i^T (p x p) to mmt and, when mtm is given, M_i^T M_i (q x q)
+  /// to it, M_i = moment(i): the spectral initialization's sums. When n_i is
+  /// small against p and q they are formed through n_i x n_i Grams,
+  ///   M M^T = X^T (R R^T) X / n^2,  M^T M = R^T (X X^T) R / n^2,
+  /// which costs O(n^2 (p + q) + n (p^2 + q^2)) instead of
+  /// O(n p q + p^2 q + p q^2) [choice: whichever form needs fewer flops].
+  void add_moment_grams(Index i, Mat& mmt, Mat* mtm) const {
+    const Mat& x = X(i);
+    const Mat& t = target(i);
+    const double n = double(samples(i)), p = double(input_dim()), q = double(output_dim());
+    const Scalar inv_n2 = Scalar(1) / (Scalar(samples(i)) * Scalar(samples(i)));
+    const double direct = 2 * n * p * q + 2 * p * p * q + (mtm ? 2 * p * q * q : 0.0);
+    const double grams = 2 * n * n * q + 2 * n * n * p + 2 * n * p * p + (mtm ? 2 * n * n * p + 2 * n * q * q : 0.0);
+    if (grams < direct) {
+      const Mat tt = t * t.transpose();  // n x n
+      mmt.noalias() += inv_n2 * (x.transpose() * (tt * x));
+      if (mtm) {
+        const Mat xx = x * x.transpose();
+        mtm->noalias() += inv_n2 * (t.transpose() * (xx * t));
+      }
+      return;
+    }
+    const Mat M = moment(i);
+    mmt.noalias() += M * M.transpose();
+    if (mtm) mtm->noalias() += M.transpose() * M;
+  }
+
+  /// Forms X_i A^T for every task unless already formed for this A (see the
+  /// header). Not thread-safe against a concurrent kernel call on the same model.
+  void prepare_a(const Mat& A) const {
+    if (xa_.matches(A)) return;
+    xa_.key = A;
+    xa_.values.resize(size_t(tasks()));
+    xa_.valid = false;
+    detail::parallel_for_tasks(tasks(), threads_,
+                               [&](Index i) { xa_.values[size_t(i)].noalias() = X(i) * A.transpose(); });
+    xa_.valid = true;
+  }
+  /// Forms target_i B for every task unless already formed for this B; with
+  /// B = I_q the targets are used as they are.
+  void prepare_b(const Mat& B) const {
+    if (tb_.matches(B)) return;
+    tb_.key = B;
+    tb_.valid = false;
+    tb_.identity = B.rows() == B.cols() && B.isIdentity(0);
+    if (tb_.identity) {
+      tb_.values.clear();
+    } else {
+      tb_.values.resize(size_t(tasks()));
+      detail::parallel_for_tasks(tasks(), threads_, [&](Index i) { tb_.values[size_t(i)].noalias() = target(i) * B; });
+    }
+    tb_.valid = true;
+  }
+  /// X_i A^T: the cached product when prepare_a(A) formed it, else computed into scratch.
+  const Mat& xa(Index i, const Mat& A, Mat& scratch) const {
+    if (xa_.matches(A)) return xa_.values[size_t(i)];
+    scratch.noalias() = X(i) * A.transpose();
+    return scratch;
+  }
+  /// target_i B: the cached product when prepare_b(B) formed it, else computed into scratch.
+  const Mat& tb(Index i, const Mat& B, Mat& scratch) const {
+    if (tb_.matches(B)) return tb_.identity ? target(i) : tb_.values[size_t(i)];
+    scratch.noalias() = target(i) * B;
+    return scratch;
+  }
+
   /// S-step: min_S ||R - X A^T S^T B^T||^2 + ridge ||S||^2, S of size
   /// B.cols() x r. For a full core B must have orthonormal columns (the
   /// solver's gauge, or B = I_q for heads), so the problem is
   /// ||R B - Z S^T||^2 with Z = X A^T. For a diagonal core B is general.
   bool solve_core(Index i, const Mat& A, const Mat& B, Scalar ridge, CoreKind core, Mat& S) const {
     const Index r = A.rows();
-    const Mat Z = X(i) * A.transpose();
-    const Mat P = target(i) * B;
+    Mat z_scratch, p_scratch;
+    const Mat& Z = xa(i, A, z_scratch);
+    const Mat& P = tb(i, B, p_scratch);
     Mat G = Z.transpose() * Z;
     if (core == CoreKind::Full) {
       G.diagonal().array() += ridge;
@@ -77,7 +154,8 @@ class RegressionModel {
   }
 
   BNormal<Scalar> b_normal(Index i, const Mat& A, const Mat& S, Scalar w) const {
-    const Mat Q = (X(i) * A.transpose()) * S.transpose();  // n x r
+    Mat z_scratch;
+    const Mat Q = xa(i, A, z_scratch) * S.transpose();  // n x r
     BNormal<Scalar> out;
     out.gram.noalias() = w * (Q.transpose() * Q);
     out.rhs.noalias() = w * (Q.transpose() * target(i));
@@ -114,9 +192,11 @@ class RegressionModel {
         C_[size_t(i)] = w[size_t(i)] * (S[size_t(i)].transpose() * BtB * S[size_t(i)]);
         C_bar_ += Scalar(m.samples(i)) * C_[size_t(i)];
       }
+      m.prepare_b(B);
       rhs_ = detail::ordered_sum(k, threads_, Mat(Mat::Zero(p, r)), [&](Index i, Mat& acc) {
         if (w[size_t(i)] == Scalar(0)) return;
-        acc.noalias() += m.X(i).transpose() * ((m.target(i) * B) * (w[size_t(i)] * S[size_t(i)]));
+        Mat scratch;
+        acc.noalias() += m.X(i).transpose() * (m.tb(i, B, scratch) * (w[size_t(i)] * S[size_t(i)]));
       });
       Scalar total_n = 0;
       for (Index i = 0; i < k; ++i)
@@ -188,7 +268,8 @@ class RegressionModel {
   }
 
   double loss(Index i, const Mat& A, const Mat& B, const Mat& S) const {
-    return double((target(i) - ((X(i) * A.transpose()) * S.transpose()) * B.transpose()).squaredNorm());
+    Mat z_scratch;
+    return double((target(i) - (xa(i, A, z_scratch) * S.transpose()) * B.transpose()).squaredNorm());
   }
 
   double test_sq_error(Index i, const Mat& A, const Mat& B, const Mat& S, Index& count) const {
@@ -207,6 +288,17 @@ class RegressionModel {
   std::vector<Vector<Scalar>> col_sq_;
   Vector<Scalar> col_scale_;
   mutable std::vector<Mat> grams_;
+  /// Per-task products for one factor, valid for the factor stored in key.
+  struct ProductCache {
+    Mat key;
+    std::vector<Mat> values;
+    bool valid = false, identity = false;
+    bool matches(const Mat& f) const {
+      return valid && key.rows() == f.rows() && key.cols() == f.cols() &&
+             (f.size() == 0 || std::memcmp(key.data(), f.data(), sizeof(Scalar) * size_t(f.size())) == 0);
+    }
+  };
+  mutable ProductCache xa_, tb_;
 };
 
 }  // namespace colora

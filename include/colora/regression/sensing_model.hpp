@@ -49,6 +49,16 @@ class SensingModel {
     return Eigen::Map<const Mat>(v.data(), pb_.q, pb_.p).transpose();
   }
 
+  /// Adds M_i M_i^T (and M_i^T M_i when mtm is given) of M_i = moment(i).
+  void add_moment_grams(Index i, Mat& mmt, Mat* mtm) const {
+    const Mat M = moment(i);
+    mmt.noalias() += M * M.transpose();
+    if (mtm) mtm->noalias() += M.transpose() * M;
+  }
+  /// No per-factor products to share in (M2): every step works per measurement.
+  void prepare_a(const Mat&) const {}
+  void prepare_b(const Mat&) const {}
+
   /// The q x p matrix of measurement j of task i.
   Eigen::Map<const Mat, 0, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>> measurement(Index i, Index j) const {
     const Mat& M = pb_.tasks[size_t(i)].M;

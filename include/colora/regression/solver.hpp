@@ -293,7 +293,7 @@ IterationRecord Solver<Scalar>::record(const Model& model, const GroundTruth<Sca
   last_objective_ = altmin::objective(model, A_, B_, S_, w_, lambda_);
   rec.objective = last_objective_ * report_scale_;
   if (truth && options_.track_truth) {
-    const RecoveryMetrics m = recovery_metrics(*truth, A_, B_, S_);
+    const RecoveryMetrics m = recovery_metrics(*truth, A_, B_, S_, model.threads());
     rec.dist_a = m.dist_a;
     rec.dist_b = m.dist_b;
     rec.mean_rel_err = m.mean_rel_err;
