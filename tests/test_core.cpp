@@ -1,6 +1,9 @@
 // Core vocabulary: RNG, linear-algebra helpers, atomic files, errors.
 #include <doctest/doctest.h>
 
+#include <colora/detail/thin_products.hpp>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -163,4 +166,38 @@ TEST_CASE("require_finite names the field and the position") {
 TEST_CASE("version macros agree with the accessor") {
   CHECK(colora::version().major == COLORA_VERSION_MAJOR);
   CHECK(std::string(colora::version_string()).find('.') != std::string::npos);
+}
+
+// The thin-product kernels (detail/thin_products.hpp) against Eigen's dense
+// products over shapes that hit every path: rows below, at and above one and
+// two SIMD packets, column counts below and above the 8-column groups, p below
+// the column block of thin_xt_add. A kernel's error is rounding only:
+// ||kernel - Eigen|| <= c eps ||X|| ||G|| (both sum the same p products in
+// different orders).
+TEST_CASE_TEMPLATE("thin products: X G, X^T T and ||T - Q G||^2 equal Eigen's dense products", S, COLORA_TEST_SCALARS) {
+  auto rng = colora_test::rng_for("thin products");
+  const double eps = double(Eigen::NumTraits<S>::epsilon());
+  for (Index n : {1, 3, 7, 8, 15, 16, 17, 33, 64, 100})
+    for (Index p : {1, 5, 8, 13, 64})
+      for (Index r : {1, 2, 7, 8, 9, 16, 17, 24}) {
+        CAPTURE(n);
+        CAPTURE(p);
+        CAPTURE(r);
+        const Matrix<S> X = rng.normal_matrix<S>(n, p), G = rng.normal_matrix<S>(p, r);
+        const Matrix<S> T = rng.normal_matrix<S>(n, r), acc0 = rng.normal_matrix<S>(p, r);
+        const double tol = 8 * eps * double(std::sqrt(double(std::max(n, p)))) * (X.norm() + 1) *
+                           (std::max(G.norm(), T.norm()) + 1);
+        Matrix<S> out;
+        colora::detail::thin_xg(X, G, out);
+        REQUIRE(out.rows() == n);
+        REQUIRE(out.cols() == r);
+        CHECK(double((out - X * G).norm()) <= tol);
+        Matrix<S> acc = acc0;
+        colora::detail::thin_xt_add(X, T, acc);
+        CHECK(double((acc - acc0 - X.transpose() * T).norm()) <= tol + 8 * eps * double(acc0.norm()));
+        // ||T2 - Q G2||^2 with T2 n x p, Q = T (n x r), G2 = r x p.
+        const Matrix<S> G2 = rng.normal_matrix<S>(r, p), T2 = rng.normal_matrix<S>(n, p);
+        const double ref = double((T2 - T * G2).squaredNorm());
+        CHECK(std::fabs(colora::detail::thin_residual_sq_norm(T2, T, G2) - ref) <= 64 * eps * (ref + tol));
+      }
 }

@@ -4,6 +4,9 @@
 // Costs per task (n = n_i): S-step O(n p r + n q r); B-step O(n r q);
 // A-step operator product O(n p r) (two n x p x r GEMMs); loss O(n (p + q) r).
 //
+// Products with the data go through detail/thin_products.hpp (kernels that
+// read X_i in place instead of packing it for r columns of work).
+//
 // The thin products X_i A^T and target_i B are formed once per factor and
 // shared by the steps that use them (prepare_a / prepare_b, called by the
 // kernel before each pass over tasks): per iteration the solver forms X_i A^T
@@ -19,6 +22,7 @@
 
 #include "colora/core/linalg.hpp"
 #include "colora/detail/parallel.hpp"
+#include "colora/detail/thin_products.hpp"
 #include "colora/regression/data.hpp"
 #include "colora/regression/measurement_model.hpp"
 
@@ -93,8 +97,8 @@ class RegressionModel {
     xa_.key = A;
     xa_.values.resize(size_t(tasks()));
     xa_.valid = false;
-    detail::parallel_for_tasks(tasks(), threads_,
-                               [&](Index i) { xa_.values[size_t(i)].noalias() = X(i) * A.transpose(); });
+    const Mat At = A.transpose();
+    detail::parallel_for_tasks(tasks(), threads_, [&](Index i) { detail::thin_xg(X(i), At, xa_.values[size_t(i)]); });
     xa_.valid = true;
   }
   /// Forms target_i B for every task unless already formed for this B; with
@@ -108,20 +112,21 @@ class RegressionModel {
       tb_.values.clear();
     } else {
       tb_.values.resize(size_t(tasks()));
-      detail::parallel_for_tasks(tasks(), threads_, [&](Index i) { tb_.values[size_t(i)].noalias() = target(i) * B; });
+      detail::parallel_for_tasks(tasks(), threads_,
+                                 [&](Index i) { detail::thin_xg(target(i), B, tb_.values[size_t(i)]); });
     }
     tb_.valid = true;
   }
   /// X_i A^T: the cached product when prepare_a(A) formed it, else computed into scratch.
   const Mat& xa(Index i, const Mat& A, Mat& scratch) const {
     if (xa_.matches(A)) return xa_.values[size_t(i)];
-    scratch.noalias() = X(i) * A.transpose();
+    detail::thin_xg(X(i), Mat(A.transpose()), scratch);
     return scratch;
   }
   /// target_i B: the cached product when prepare_b(B) formed it, else computed into scratch.
   const Mat& tb(Index i, const Mat& B, Mat& scratch) const {
     if (tb_.matches(B)) return tb_.identity ? target(i) : tb_.values[size_t(i)];
-    scratch.noalias() = target(i) * B;
+    detail::thin_xg(target(i), B, scratch);
     return scratch;
   }
 
@@ -158,7 +163,9 @@ class RegressionModel {
     const Mat Q = xa(i, A, z_scratch) * S.transpose();  // n x r
     BNormal<Scalar> out;
     out.gram.noalias() = w * (Q.transpose() * Q);
-    out.rhs.noalias() = w * (Q.transpose() * target(i));
+    Mat rt = Mat::Zero(output_dim(), Q.cols());  // target^T Q (q x r), read in place
+    detail::thin_xt_add(target(i), Q, rt);
+    out.rhs.noalias() = w * rt.transpose();
     return out;
   }
 
@@ -196,7 +203,7 @@ class RegressionModel {
       rhs_ = detail::ordered_sum(k, threads_, Mat(Mat::Zero(p, r)), [&](Index i, Mat& acc) {
         if (w[size_t(i)] == Scalar(0)) return;
         Mat scratch;
-        acc.noalias() += m.X(i).transpose() * (m.tb(i, B, scratch) * (w[size_t(i)] * S[size_t(i)]));
+        detail::thin_xt_add(m.X(i), Mat(m.tb(i, B, scratch) * (w[size_t(i)] * S[size_t(i)])), acc);
       });
       Scalar total_n = 0;
       for (Index i = 0; i < k; ++i)
@@ -215,8 +222,9 @@ class RegressionModel {
     Mat apply(const Mat& G) const {
       return detail::ordered_sum(m_.tasks(), threads_, Mat(Mat::Zero(G.rows(), G.cols())), [&](Index i, Mat& acc) {
         if (w_[size_t(i)] == Scalar(0)) return;
-        const Mat XG = m_.X(i) * G;
-        acc.noalias() += m_.X(i).transpose() * (XG * C_[size_t(i)]);
+        Mat XG;
+        detail::thin_xg(m_.X(i), G, XG);
+        detail::thin_xt_add(m_.X(i), Mat(XG * C_[size_t(i)]), acc);
       });
     }
     /// H ~ C_bar (x) diag(d): exact when X_i^T X_i = n_i diag(d) for all i.
@@ -269,7 +277,7 @@ class RegressionModel {
 
   double loss(Index i, const Mat& A, const Mat& B, const Mat& S) const {
     Mat z_scratch;
-    return double((target(i) - (xa(i, A, z_scratch) * S.transpose()) * B.transpose()).squaredNorm());
+    return detail::thin_residual_sq_norm(target(i), Mat(xa(i, A, z_scratch) * S.transpose()), Mat(B.transpose()));
   }
 
   double test_sq_error(Index i, const Mat& A, const Mat& B, const Mat& S, Index& count) const {
