@@ -2,6 +2,9 @@
 // (io::load_regression_directory: X_<i>.npy, Y_<i>.npy, optional W0.npy,
 // X_test_<i>.npy, Y_test_<i>.npy), fits one method and writes
 //   OUT/<name>.npy, OUT/<name>_<i>.npy    the method's estimates (colora: A, B, S_<i>)
+//                                         (--format safetensors: OUT/factors.safetensors with the
+//                                         same names, and OUT/peft/task_<i>/, task i's update
+//                                         W_i - W0 as a PEFT LoRA directory of one layer "linear")
 //   OUT/report.csv                        task,samples,train_mse,test_mse
 //   OUT/summary.csv                       one line: method, sizes, objective, iterations, status, ...
 // Exit codes: 0 the fit converged (status Success); 3 it ran out of
@@ -25,6 +28,7 @@
 // After methods.hpp (io/csv.hpp): csv.hpp's unqualified detail::require would
 // otherwise find colora::io::detail, which task_directory.hpp opens.
 #include <colora/io/task_directory.hpp>
+#include <colora/nn/peft.hpp>
 
 namespace colora {
 namespace cmd {
@@ -38,6 +42,10 @@ int fit(cli::Args& args) {
   opts.seed = std::uint64_t(args.integer("seed", 1, "seed of random initialization", 0));
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   const std::string out_dir = args.str("out", "results/fit", "output directory");
+  const std::string format = args.choice(
+      "format", "npy", {"npy", "safetensors"},
+      "factor files: npy (one .npy per factor) or safetensors (factors.safetensors and a PEFT LoRA directory "
+      "peft/task_<i>/ per task)");
   const bool write_failed = args.flag("write-failed", "write the factors even when the fit failed (with a warning)");
   if (args.finish()) return 0;
   if (data.empty()) throw cli::UsageError("--data DIR is required (see colora fit --help)");
@@ -86,7 +94,21 @@ int fit(cli::Args& args) {
                  write_failed ? "writing the factors anyway (--write-failed)"
                               : "no factor file written (--write-failed writes them anyway); see the warnings above");
   std::filesystem::create_directories(out_dir);
-  if (!files.empty() && (!failed || write_failed)) io::save_matrices(out_dir, files);
+  const bool write_factors = !files.empty() && (!failed || write_failed);
+  if (write_factors && format == "npy") io::save_matrices(out_dir, files);
+  if (write_factors && format == "safetensors") {
+    io::write_safetensors<double>(out_dir + "/factors.safetensors", files,
+                                  {{"format", "colora"}, {"method", method}, {"tasks", std::to_string(k)}});
+    // Task i's update W_i - W0 = U_i V_i^T as one LoRA'd linear layer: lora_A = V_i^T, lora_B = U_i
+    // (a dense update: r = min(p, q) with an identity factor, exact).
+    for (Index i = 0; have_estimate && i < k; ++i) {
+      const bool low_rank = !est.dense && est.U[size_t(i)].cols() >= 1;
+      const nn::LoraPair<double> pair =
+          low_rank ? nn::LoraPair<double>{"linear", est.v(i).transpose(), est.U[size_t(i)]}
+                   : nn::lora_pair_from_dense<double>("linear", est.delta(i));
+      nn::write_peft_adapter(out_dir + "/peft/task_" + std::to_string(i), std::vector<nn::LoraPair<double>>{pair});
+    }
+  }
 
   io::CsvTable report({"task", "samples", "train_mse", "test_mse"});
   double train_se = 0, train_cnt = 0;
@@ -120,8 +142,12 @@ int fit(cli::Args& args) {
       method.c_str(), (long long)k, (long long)p, (long long)q, rank, objective, outcome.iterations,
       to_string(outcome.status), to_string(outcome.stop_reason), train_mse, outcome.test_mse);
   std::string written;
-  for (const auto& f : est.shared) written += ", " + f.name + ".npy";
-  for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
+  if (format == "safetensors") {
+    written = ", factors.safetensors, peft/task_<i>/";
+  } else {
+    for (const auto& f : est.shared) written += ", " + f.name + ".npy";
+    for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
+  }
   std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(), failed && !write_failed ? "" : written.c_str());
   if (failed) return 1;
   if (outcome.status == Status::MaxIterations) {

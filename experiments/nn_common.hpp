@@ -23,6 +23,8 @@
 #include <limits>
 #include <sstream>
 #include <stdexcept>
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -41,8 +43,19 @@ struct Digits {
   std::vector<int> labels;  ///< n labels in 0..9
 };
 
-/// The data file the program was built with (COLORA_DATA_DIR/digits.csv).
+/// Where nn-digits looks for digits.csv when --data is not given, first match:
+/// the directory in the environment variable COLORA_DATA_DIR; <prefix>/share/colora
+/// next to an installed program (<prefix>/bin/colora, found through
+/// /proc/self/exe); the source tree's data/ the program was built from.
 inline std::string default_digits_path() {
+  namespace fs = std::filesystem;
+  if (const char* env = std::getenv("COLORA_DATA_DIR"); env && *env) return std::string(env) + "/digits.csv";
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = exe.parent_path().parent_path() / "share" / "colora" / "digits.csv";
+    if (fs::is_regular_file(installed, ec)) return installed.string();
+  }
 #ifdef COLORA_DATA_DIR
   return std::string(COLORA_DATA_DIR) + "/digits.csv";
 #else
@@ -220,6 +233,27 @@ std::pair<double, double> adapter_distances(const nn::Linear<S>& L, const Matrix
     db = dist_b(L.B.value);
   }
   return {da, db};
+}
+
+// ---------------------------------------------------------------- PEFT export
+
+/// The --export-peft DIR flag of nn-teacher and nn-digits ("" = off).
+inline std::string export_peft_flag(cli::Args& args) {
+  return args.str("export-peft", "",
+                  "write the trained adapters of trial 0 at the reference point as PEFT LoRA directories "
+                  "DIR/<method>/user_<i>/, plus DIR/<method>/colora_shared.safetensors and colora_cores.safetensors "
+                  "(docs/io.md)");
+}
+
+/// Writes every user's adapter of `model` under dir/<method>/ (nn::export_peft_users
+/// with the colora factor files); a model without adapters writes nothing.
+template <class Model>
+void export_peft_method(const Model& model, const std::string& dir, const std::string& method) {
+  const auto targets = nn::peft_targets(model);
+  if (targets.empty()) return;
+  nn::PeftOptions opt;
+  opt.write_factors = true;
+  nn::export_peft_users(targets, dir + "/" + method, opt);
 }
 
 // ---------------------------------------------------------------- statistics

@@ -149,7 +149,8 @@ struct Point {
 
 /// Per method: metrics [test accuracy per user, test loss per user] and the selection made.
 std::vector<exp::NnOutcome> run_point(const exp::Digits& d, const DigitsConfig& c, const TrialBase& tb, const Point& pt,
-                                      const std::vector<std::string>& methods, std::uint64_t ts) {
+                                      const std::vector<std::string>& methods, std::uint64_t ts,
+                                      const std::string& export_dir = "") {
   std::vector<nn::TaskData<double>> data(std::size_t(c.users)), test(std::size_t(c.users));
   for (int u = 0; u < c.users; ++u) {
     const double ang = c.users == 1 ? c.angle : c.angle + pt.spread * (double(u) / double(c.users - 1) - 0.5);
@@ -167,7 +168,8 @@ std::vector<exp::NnOutcome> run_point(const exp::Digits& d, const DigitsConfig& 
     const std::size_t idx = std::size_t(std::find(methods.begin(), methods.end(), method) - methods.begin());
     return make_student(c, method, tb.base, Rng(ts, 0x57D).substream(idx).next_u64());
   };
-  auto evaluate = [&](Mlp& m, const std::string&) {
+  auto evaluate = [&](Mlp& m, const std::string& method) {
+    if (!export_dir.empty() && method != "none") exp::export_peft_method(m, export_dir, method);
     exp::UnitMetrics r(2);
     for (int u = 0; u < c.users; ++u) {
       const auto& td = test[std::size_t(u)];
@@ -216,6 +218,7 @@ int nn_digits(cli::Args& args) {
     if (k != AdapterKind::None) known.push_back(to_string(k));
   const auto methods = exp::parse_method_list(args.list("methods", "all", "methods (comma separated, or all)"), known);
   const std::string out_dir = args.str("out", "results/nn-digits", "output directory");
+  const std::string export_dir = exp::export_peft_flag(args);
   if (args.finish()) return 0;
 
   if (c.rank > std::min<Index>(c.hidden, 10))
@@ -258,6 +261,14 @@ int nn_digits(cli::Args& args) {
                           (c.test_per_user > 0 ? ", --test-per-user" : "") + ", --users or --base-fraction)");
   }
   if (c.test_per_user == 0) c.test_per_user = pool - max_n;
+  const bool ref_in_sweeps = std::any_of(points.begin(), points.end(), [&](const Point& p) {
+    return p.samples == Index(ref_n) && p.spread == ref_spread;
+  });
+  if (!export_dir.empty() && !ref_in_sweeps && Index(ref_n) + c.test_per_user > pool)
+    throw cli::UsageError("--export-peft trains the reference point (--n " + std::to_string(ref_n) + ", --spread " +
+                          cli::Args::format(ref_spread) + "), whose " + std::to_string(ref_n) + " images and " +
+                          std::to_string(c.test_per_user) + " test images do not fit in a user's pool of " +
+                          std::to_string(pool) + " (lower --n or include it in --samples)");
   std::filesystem::create_directories(out_dir);
 
   const long np = long(points.size()), nm = long(methods.size());
@@ -275,9 +286,17 @@ int nn_digits(cli::Args& args) {
   {
     std::vector<std::pair<Index, double>> keys;  // what a run depends on besides the trial
     for (const auto& pt : points) keys.emplace_back(pt.samples, pt.spread);
+    // --export-peft: the students of trial 0 at the reference point (--n, --spread),
+    // a sweep point when one has it, else one extra run.
+    const std::pair<Index, double> ref_key(Index(ref_n), ref_spread);
+    const long ref_point = long(std::find(keys.begin(), keys.end(), ref_key) - keys.begin());
     exp::run_points(keys, trials, threads, "nn-digits", results, [&](long pi, long t) {
-      return run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t));
+      return run_point(d, c, bases[std::size_t(t)], points[std::size_t(pi)], methods, exp::trial_seed(seed, t),
+                       pi == ref_point && t == 0 ? export_dir : std::string());
     });
+    if (!export_dir.empty() && ref_point == long(keys.size()))
+      (void)run_point(d, c, bases[0], Point{"reference", 0, Index(ref_n), ref_spread}, methods,
+                      exp::trial_seed(seed, 0), export_dir);
   }
 
   // Summaries: per point and method, the per-trial mean over users, its mean

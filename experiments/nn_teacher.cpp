@@ -99,7 +99,8 @@ std::vector<nn::Linear<double>*> adapted(nn::TransformerModel<double>& m) {
 /// metrics [test_loss per task, dist_A, dist_B] and the selection made.
 template <class Model>
 std::vector<exp::NnOutcome> run_one(const TeacherConfig& c, const TrainConfig& tc,
-                                    const std::vector<AdapterKind>& kinds, std::uint64_t trial_seed) {
+                                    const std::vector<AdapterKind>& kinds, std::uint64_t trial_seed,
+                                    const std::string& export_dir = "") {
   const Model* tag = nullptr;
   const Rng root(trial_seed, 0x7EAC4E);
   const std::uint64_t base_seed = root.substream(0).next_u64();
@@ -153,7 +154,8 @@ std::vector<exp::NnOutcome> run_one(const TeacherConfig& c, const TrainConfig& t
         throw std::logic_error("nn-teacher: the student's frozen base differs from the teacher's");
     return student;
   };
-  auto evaluate = [&](Model& student, const std::string&) {
+  auto evaluate = [&](Model& student, const std::string& method) {
+    if (!export_dir.empty() && method != "none") exp::export_peft_method(student, export_dir, method);
     exp::UnitMetrics m(3);
     for (int i = 0; i < c.tasks; ++i)
       m[0].push_back(nn::loss_value(nn::LossKind::Mse, student.predict(test[std::size_t(i)].X, i),
@@ -231,6 +233,7 @@ int nn_teacher(cli::Args& args) {
   const auto methods =
       exp::parse_method_list(args.list("methods", "all", "adapter kinds to train (comma separated, or all)"), known);
   const std::string out_dir = args.str("out", "results/nn-teacher", "output directory");
+  const std::string export_dir = exp::export_peft_flag(args);
   if (args.finish()) return 0;
 
   std::vector<AdapterKind> kinds;
@@ -281,11 +284,19 @@ int nn_teacher(cli::Args& args) {
   std::fprintf(stderr, "nn-teacher: %s, %ld points x %ld trials x %ld methods\n", arch.c_str(), np, trials, nm);
   std::vector<std::tuple<Index, double, double, int>> keys;  // what a run depends on besides the trial
   for (const auto& pt : points) keys.emplace_back(pt.cfg.samples, pt.cfg.theta_a, pt.cfg.theta_b, pt.cfg.tasks);
-  exp::run_points(keys, trials, threads, "nn-teacher", results, [&](long pi, long t) {
+  // --export-peft: the students of trial 0 at the reference configuration (a
+  // sweep point when one has it, else one extra run).
+  const auto ref_key = std::make_tuple(c.samples, c.theta_a, c.theta_b, c.tasks);
+  const long ref_point = long(std::find(keys.begin(), keys.end(), ref_key) - keys.begin());
+  auto run = [&](const TeacherConfig& cfg, long t, const std::string& exp_dir) {
     const std::uint64_t ts = exp::trial_seed(seed, t);
-    return c.transformer ? run_one<nn::TransformerModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts)
-                         : run_one<nn::MlpModel<double>>(points[std::size_t(pi)].cfg, tc, kinds, ts);
+    return c.transformer ? run_one<nn::TransformerModel<double>>(cfg, tc, kinds, ts, exp_dir)
+                         : run_one<nn::MlpModel<double>>(cfg, tc, kinds, ts, exp_dir);
+  };
+  exp::run_points(keys, trials, threads, "nn-teacher", results, [&](long pi, long t) {
+    return run(points[std::size_t(pi)].cfg, t, pi == ref_point && t == 0 ? export_dir : std::string());
   });
+  if (!export_dir.empty() && ref_point == long(keys.size())) (void)run(c, 0, export_dir);
 
   // summary[(pi * nm + m) * 3 + metric], task_sd[pi * nm + m]; sel_iter: mean selected iterations over trials
   std::vector<exp::MeanInterval> summary(std::size_t(np * nm * 3));

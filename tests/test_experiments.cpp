@@ -350,6 +350,39 @@ TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and
   CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds");
 }
 
+TEST_CASE("colora fit --format safetensors: the factors in one file and every task as a PEFT adapter of W_i - W_0") {
+  const std::string dir = scratch("fit_safetensors");
+  const auto pb = planted_directory(dir + "/data", true);
+  const std::string base = "fit --data " + dir + "/data --rank 2 --iters 200 --threads 1 --out " + dir;
+  const Run r = run_cli(base + "/out --method colora --format safetensors", dir);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const colora::io::Safetensors f = colora::io::read_safetensors(dir + "/out/factors.safetensors");
+  const auto A = f.matrix<double>("A");
+  const auto B = f.matrix<double>("B");
+  CHECK(colora::row_space_distance(A, pb.truth->A_shared).spectral < 1e-6);
+  for (colora::Index i = 0; i < 6; ++i) {
+    const auto S = f.matrix<double>("S_" + std::to_string(i));
+    const auto peft = colora::nn::read_peft_adapter<double>(dir + "/out/peft/task_" + std::to_string(i));
+    REQUIRE(peft.modules.size() == 1);
+    const auto& m = peft.modules[0];
+    CHECK(m.module == "linear");
+    CHECK(peft.config.scaling("linear") == 1.0);
+    // lora_A = A and lora_B = B S_i: the planted update W_i* - W_0 (noiseless, so exactly recovered).
+    CHECK(m.A == A);
+    CHECK((m.B - B * S).norm() <= 1e-14 * (B * S).norm());
+    const colora::Matrix<double> D = pb.truth->delta(i);
+    CHECK((m.B * m.A - D).norm() <= 1e-6 * D.norm());
+  }
+  // A full-rank method exports an exact pair of rank min(p, q).
+  const Run loc = run_cli(base + "/local --method local --format safetensors", dir);
+  REQUIRE(loc.code == 0);
+  const auto peft = colora::nn::read_peft_adapter<double>(dir + "/local/peft/task_3");
+  CHECK(peft.config.r == 7);
+  CHECK((peft.modules[0].B * peft.modules[0].A - pb.truth->delta(3)).norm() <= 1e-6 * pb.truth->delta(3).norm());
+  check_usage_error(base + "/bad --format csv", dir, "--format");
+}
+
 TEST_CASE("colora fit: a directory with a missing Y file fails naming the file") {
   const std::string dir = scratch("fit_missing");
   planted_directory(dir + "/data", false);

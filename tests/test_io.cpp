@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "test_files.hpp"
 #include "test_support.hpp"
 
 namespace fs = std::filesystem;
@@ -30,34 +31,13 @@ namespace io = colora::io;
 
 namespace {
 
-/// A scratch directory under the current working directory, removed on exit.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& name) : path(fs::current_path() / ("colora_test_io_" + name)) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& f) const { return (path / f).string(); }
+using colora_test::contains;
+using colora_test::error_of;
+
+/// A scratch directory cwd/colora_test_io_<name>, removed on exit.
+struct ScratchDir : colora_test::ScratchDir {
+  explicit ScratchDir(const std::string& name) : colora_test::ScratchDir("io_" + name) {}
 };
-
-/// The message of the exception of type Ex thrown by f, or a marker.
-template <class Ex, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Ex& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("<wrong exception type: ") + e.what() + ">";
-  }
-  return "<no exception>";
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 #define CHECK_ERROR(Ex, expr, ...)                                                                                 \
   do {                                                                                                             \

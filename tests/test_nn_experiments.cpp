@@ -556,11 +556,21 @@ TEST_CASE("colora nn-teacher: tiny run writes every (sweep, value, method, metri
   const Run tf = run_cli(
       "nn-teacher --arch transformer --p 4 --d-model 8 --heads 2 --hidden 8 --q 2 --seq-len 3 --k 2"
       " --n 4 --samples 4 --theta none --tasks none --test-samples 6 --iters 3 --trials 1"
-      " --methods none,colora --out " +
+      " --methods none,colora --export-peft " + dir + "/peft --out " +
           dir + "/tf" + seed_flag(),
       dir);
   REQUIRE(tf.code == 0);
   CHECK(lines_of(read_text(dir + "/tf/nn_teacher.csv")).size() == 1 + 1 * (2 * 3 + 1 + 1 * 3));
+  // --export-peft: every user's CoLoRA adapter as a PEFT directory, one module per adapted Linear.
+  for (int user = 0; user < 2; ++user) {
+    const auto a = colora::nn::read_peft_adapter<float>(dir + "/peft/colora/user_" + std::to_string(user));
+    CHECK(a.config.r == 2);
+    REQUIRE(!a.modules.empty());
+    CHECK(a.find("tf.block0.attn.q") != nullptr);
+  }
+  CHECK(fs::exists(dir + "/peft/colora/colora_shared.safetensors"));
+  CHECK(fs::exists(dir + "/peft/colora/colora_cores.safetensors"));
+  check_usage_error("nn-teacher --export-peft --out " + dir + "/x", dir, "--export-peft");
 
   check_usage_error("nn-teacher --arch cnn --out " + dir + "/x", dir, "--arch");
   check_usage_error("nn-teacher --theta 2 --out " + dir + "/x", dir, "--theta");

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "test_files.hpp"
 #include "test_support.hpp"
 
 using colora::AdapterKind;
@@ -1021,26 +1022,15 @@ namespace {
 /// The lines of this file between the lines holding `begin` and `end`, without their first
 /// `indent` characters: a code example that docs/nn.md must show verbatim.
 std::string example_from_this_file(const std::string& begin, const std::string& end, std::size_t indent) {
-  std::ifstream in(__FILE__);
-  REQUIRE_MESSAGE(in, "cannot read " << __FILE__);
-  std::string line, out;
-  bool inside = false;
-  while (std::getline(in, line)) {
-    if (line.find(end) != std::string::npos && inside) break;
-    if (inside) out += (line.size() > indent ? line.substr(indent) : std::string()) + "\n";
-    if (line.find(begin) != std::string::npos) inside = true;
-  }
+  const std::string out = colora_test::example_from_file(__FILE__, begin, end, indent);
+  REQUIRE_MESSAGE(!out.empty(), "cannot read the example from " << __FILE__);
   return out;
 }
 
 std::string docs_nn_md() {
-  std::string here = __FILE__;
-  const std::string path = here.substr(0, here.find_last_of("/\\") + 1) + "../docs/nn.md";
-  std::ifstream in(path);
-  REQUIRE_MESSAGE(in, "cannot read " << path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  const std::string doc = colora_test::docs_page(__FILE__, "nn.md");
+  REQUIRE_MESSAGE(!doc.empty(), "cannot read docs/nn.md next to " << __FILE__);
+  return doc;
 }
 
 }  // namespace
@@ -1104,10 +1094,12 @@ TEST_CASE("docs/nn.md, Training policy: the example compiles, runs, and is the o
     CHECK(fitted.predict(data[0].X, 0).allFinite());
   }
   std::cout.rdbuf(old);
+  // The page shows it as the body of a complete program's main(), indented by 2
+  // (tests/doc_snippets compiles and runs that program too).
   const std::string example = example_from_this_file("// docs/nn.md training-policy example begin",
-                                                     "// docs/nn.md training-policy example end", 4);
+                                                     "// docs/nn.md training-policy example end", 2);
   REQUIRE(example.size() > 500);
-  CHECK_MESSAGE(docs_nn_md().find("```cpp\n" + example + "```") != std::string::npos,
+  CHECK_MESSAGE(docs_nn_md().find("int main() {\n" + example + "}\n```") != std::string::npos,
                 "docs/nn.md must show this example verbatim:\n"
                     << example);
 }

@@ -15,3 +15,4 @@
 #include "colora/nn/training_policy.hpp"
 #include "colora/nn/trainer.hpp"
 #include "colora/nn/selection.hpp"
+#include "colora/nn/peft.hpp"

@@ -1,0 +1,8 @@
+// The double instantiations of the module's calls (bindings_impl.hpp).
+#include "bindings_impl.hpp"
+
+namespace colora {
+namespace python {
+COLORA_PYTHON_INSTANTIATE(double)
+}  // namespace python
+}  // namespace colora
