@@ -28,7 +28,7 @@ inline const Command* commands(size_t& count) {
   static const Command table[] = {
       {"recovery", "planted-truth recovery: every method's error against iteration, next to the oracle", &recovery},
       {"theory",
-       "guarantee report of one run (GRIP delta, rate rho with CI, floor vs oracle, dof, verdict); --experiment plots",
+       "guarantee report of one run (GRIP and tangent GRIP, measured and predicted rates with CIs, floor vs oracle, dof, verdict); --experiment plots",
        &theory},
       {"sweep", "vary one knob of the planted problem: every method's test MSE and error, 95% intervals over trials",
        &sweep},

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
+#include <colora/diagnostics/rate_check.hpp>
 
 #include "commands.hpp"
 #include "methods.hpp"
@@ -130,10 +131,13 @@ int fit(cli::Args& args) {
                                                    : outcome.history.back().objective;
   const double train_mse = train_cnt > 0 ? train_se / train_cnt : std::numeric_limits<double>::quiet_NaN();
   io::CsvTable summary({"method", "tasks", "p", "q", "rank", "objective", "iterations", "status", "stop_reason",
-                        "train_mse", "test_mse", "seconds"});
+                        "train_mse", "test_mse", "seconds", "rho_objective_gap", "rho_objective_gap_low",
+                        "rho_objective_gap_high"});
+  // No truth here: the rate of the objective gap f_t - f_final (docs/theory.md).
+  const RateFit gap = objective_gap_rate(outcome.history);
   summary.row() << method << (long long)k << (long long)p << (long long)q << rank << objective << outcome.iterations
                 << to_string(outcome.status) << to_string(outcome.stop_reason) << train_mse << outcome.test_mse
-                << outcome.seconds;
+                << outcome.seconds << gap.rho << gap.rho_lower << gap.rho_upper;
   summary.write(out_dir + "/summary.csv");
 
   std::printf(
@@ -141,6 +145,12 @@ int fit(cli::Args& args) {
       "test MSE %.4e\n",
       method.c_str(), (long long)k, (long long)p, (long long)q, rank, objective, outcome.iterations,
       to_string(outcome.status), to_string(outcome.stop_reason), train_mse, outcome.test_mse);
+  if (gap.status == RateFitStatus::Fitted)
+    std::printf("rate of the objective gap f_t - f_final (no truth to measure a distance): %.4g [%.4g, %.4g] per iteration\n",
+                gap.rho, gap.rho_lower, gap.rho_upper);
+  else
+    std::printf("rate of the objective gap f_t - f_final: not measured (%s linear phase, %d iterations)\n",
+                to_string(gap.status), outcome.iterations);
   std::string written;
   if (format == "safetensors") {
     written = ", factors.safetensors, peft/task_<i>/";

@@ -62,6 +62,7 @@ int recovery(cli::Args& args) {
       ro.num_threads = opts.num_threads;
       ro.grip.seed = g.seed;
       ro.core = opts.core;
+      ro.solver = static_cast<const SolverOptions&>(opts);  // the twin and the predicted rate re-run colora's settings
       report = exp::colora_guarantee_report(problem, opts.rank, r.history, r.metrics, ro);
     }
   };

@@ -5,9 +5,11 @@
 // "rho < 1 and floor within 3x of the oracle", measured. Writes
 // DIR/theory.csv (quantity,value,ci_low,ci_high).
 //
-// --experiment floor-vs-tasks | rate-vs-samples | error-vs-theta |
-// mom-vs-samples loops over one knob and writes DIR/<experiment>.csv and
-// DIR/<experiment>.png (the plots of docs/theory.md, "Experiments").
+// --experiment floor-vs-tasks | rate-vs-samples | rate-vs-similarity |
+// error-vs-theta | mom-vs-samples loops over one knob and writes
+// DIR/<experiment>.csv and DIR/<experiment>.png (the plots of docs/theory.md,
+// "Experiments"); the rate experiments also write
+// DIR/<experiment>-agreement.csv (predicted against measured rates).
 #include <colora/core/config.hpp>
 #include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
 #include <colora/diagnostics/guarantee_report.hpp>
@@ -96,6 +98,7 @@ std::string fmt(double v) { return io::CsvTable::number(v); }
 std::string default_values(const std::string& experiment) {
   if (experiment == "floor-vs-tasks") return "2,5,10,20,50,100";
   if (experiment == "rate-vs-samples") return "30,40,60,100,200,400";
+  if (experiment == "rate-vs-similarity") return "0,0.02,0.05,0.1,0.2,0.3";
   if (experiment == "error-vs-theta") return "0.001,0.003,0.01,0.03,0.1,0.3";
   if (experiment == "mom-vs-samples") return "10,20,40,80,160,320,640";
   return "";
@@ -105,8 +108,8 @@ std::string default_values(const std::string& experiment) {
 
 int theory(cli::Args& args) {
   const std::string experiment = args.choice("experiment", "report",
-                                             {"report", "floor-vs-tasks", "rate-vs-samples", "error-vs-theta",
-                                              "mom-vs-samples"},
+                                             {"report", "floor-vs-tasks", "rate-vs-samples", "rate-vs-similarity",
+                                              "error-vs-theta", "mom-vs-samples"},
                                              "one run's report, or a loop over one knob with a plot");
   const std::string model = args.choice("model", experiment == "rate-vs-samples" ? "sensing" : "regression",
                                         {"regression", "sensing"}, "measurement model");
@@ -129,6 +132,7 @@ int theory(cli::Args& args) {
   }
   if (experiment == "floor-vs-tasks") defaults.samples = {20};
   if (experiment == "rate-vs-samples") defaults.sigma = 0.0;
+  if (experiment == "rate-vs-similarity") defaults.sigma = 0.01;
   if (experiment == "error-vs-theta") defaults.sigma = 0.01;
   GeneratorOptions g = exp::read_generator_flags(args, defaults);
   SolverOptions opts = exp::read_solver_flags(args, g.rank);
@@ -147,10 +151,11 @@ int theory(cli::Args& args) {
   ro.grip.seed = g.seed;
   ro.core = opts.core;
   const std::string values_text = default_values(experiment);
+  const bool rate_experiment = experiment == "rate-vs-samples" || experiment == "rate-vs-similarity";
   const auto values = experiment == "report" ? std::vector<double>{}
                                              : args.reals("values", values_text, "values of the experiment's knob");
   const long trials = experiment == "report" ? 1
-                                             : long(args.integer("trials", experiment == "rate-vs-samples" ? 1 : 2,
+                                             : long(args.integer("trials", rate_experiment ? 10 : 2,
                                                                  "trials (independent problems) per value", 1, 100000));
   const std::string out_dir = args.str("out", "results/theory", "output directory");
   if (args.finish()) return 0;
@@ -178,15 +183,21 @@ int theory(cli::Args& args) {
   // Loops.
   io::CsvTable table({"experiment", "value", "trial", "total_samples", "delta_hat", "delta_predicted", "rho", "rho_low",
                       "rho_high", "final_distance", "final_mean_rel_err", "final_mean_sq_err", "oracle_floor",
-                      "floor_ratio", "oracle_mean_rel_err", "verdict"});
+                      "floor_ratio", "oracle_mean_rel_err", "verdict", "rho_noiseless", "rho_noiseless_low",
+                      "rho_noiseless_high", "rho_predicted", "rho_predicted_low", "rho_predicted_high",
+                      "predicted_in_measured", "delta_tangent", "delta_tangent_low", "delta_tangent_high",
+                      "delta_shared", "delta_shared_low", "delta_shared_high"});
   struct Point {
     double value;
     std::vector<double> x, y, y2, y3;
+    std::vector<double> pred, pred_lo, pred_hi, tangent;
   };
+  long resolvable = 0, inside = 0, at_or_below = 0;  // rate experiments: predicted against the twin's measured rate
+  double worst_gap = 0;                             // largest |predicted - measured| / predicted
   std::vector<Point> points;
   std::fprintf(stderr, "theory: %s, %zu values x %ld trials\n", experiment.c_str(), values.size(), trials);
   for (double v : values) {
-    Point pt{v, {}, {}, {}, {}};
+    Point pt{v, {}, {}, {}, {}, {}, {}, {}, {}};
     for (long t = 0; t < trials; ++t) {
       GeneratorOptions gi = g;
       SolverOptions oi = opts;
@@ -199,7 +210,7 @@ int theory(cli::Args& args) {
       };
       if (experiment == "floor-vs-tasks") gi.tasks = as_count(v);
       if (experiment == "rate-vs-samples" || experiment == "mom-vs-samples") gi.samples = {as_count(v)};
-      if (experiment == "error-vs-theta") gi.theta_a = gi.theta_b = v;
+      if (experiment == "error-vs-theta" || experiment == "rate-vs-similarity") gi.theta_a = gi.theta_b = v;
       if (experiment == "mom-vs-samples") oi.max_iterations = 0;
       try {
         gi.validate();
@@ -209,16 +220,36 @@ int theory(cli::Args& args) {
       exp::check_memory(gi, 1, oi.a_step == AStepSolver::Exact, model == "sensing");
       const Run run = run_model(model, gi, oi, ro, experiment == "error-vs-theta");
       const auto& r = run.report;
+      const RateFit& tw = r.rate_noiseless;
+      const bool measured = r.twin_ok && tw.status == RateFitStatus::Fitted;
+      const bool predicted = r.predicted.valid;
+      const bool in = measured && predicted && r.predicted.rho >= tw.rho_lower && r.predicted.rho <= tw.rho_upper;
+      if (measured && predicted) {
+        ++resolvable;
+        inside += in ? 1 : 0;
+        at_or_below += tw.rho_lower <= r.predicted.rho_upper ? 1 : 0;
+        worst_gap = std::max(worst_gap, std::abs(r.predicted.rho - tw.rho) / r.predicted.rho);
+      }
       table.row() << experiment << v << t << r.total_samples << r.delta_hat << r.delta_predicted << r.rate.rho
                   << r.rate.rho_lower << r.rate.rho_upper << r.final_distance << r.final_mean_rel_err
                   << r.final_mean_sq_err << r.oracle_floor << r.floor_ratio << run.oracle_mean_rel_err
-                  << to_string(r.verdict);
-      if (experiment == "floor-vs-tasks") pt.y.push_back(r.floor_ratio);
-      if (experiment == "rate-vs-samples") {
+                  << to_string(r.verdict) << tw.rho << tw.rho_lower << tw.rho_upper << r.predicted.rho
+                  << r.predicted.rho_lower << r.predicted.rho_upper
+                  << (measured && predicted ? (in ? 1.0 : 0.0) : std::numeric_limits<double>::quiet_NaN())
+                  << r.delta_tangent << r.delta_tangent_low << r.delta_tangent_high << r.delta_shared
+                  << r.delta_shared_low << r.delta_shared_high;
+      if (experiment == "floor-vs-tasks") {
+        pt.y.push_back(r.floor_ratio);
+        pt.tangent.push_back(r.delta_shared);
+        pt.pred.push_back(r.delta_tangent);
         pt.x.push_back(r.delta_hat);
-        pt.y.push_back(r.rate.rho);
-        pt.y2.push_back(r.rate.rho_lower);
-        pt.y3.push_back(r.rate.rho_upper);
+      }
+      if (rate_experiment) {
+        pt.y.push_back(measured ? tw.rho : std::numeric_limits<double>::quiet_NaN());
+        pt.y2.push_back(measured ? tw.rho_lower : std::numeric_limits<double>::quiet_NaN());
+        pt.y3.push_back(measured ? tw.rho_upper : std::numeric_limits<double>::quiet_NaN());
+        pt.pred.push_back(predicted ? r.predicted.rho : std::numeric_limits<double>::quiet_NaN());
+        pt.x.push_back(r.rate.status == RateFitStatus::Fitted ? r.rate.rho : std::numeric_limits<double>::quiet_NaN());
       }
       if (experiment == "error-vs-theta") {
         pt.y.push_back(r.final_mean_rel_err);
@@ -244,13 +275,19 @@ int theory(cli::Args& args) {
   std::printf("colora theory --experiment %s (%s, %s, %ld trial(s) per value)\n", experiment.c_str(), model.c_str(),
               problem.c_str(), trials);
   if (experiment == "floor-vs-tasks") {
-    std::printf("%8s %12s %12s %12s\n", "k", "floor_ratio", "ci_low", "ci_high");
+    std::printf("%8s %12s %12s %12s %14s %14s %14s\n", "k", "floor_ratio", "ci_low", "ci_high", "delta_shared",
+                "delta_tangent", "delta_hat");
     data = "$d << EOD\n";
+    bool tangent_any = false;
     for (const auto& pt : points) {
       const auto ci = exp::mean_interval(pt.y);
-      std::printf("%8g %12.4g %12.4g %12.4g\n", pt.value, ci.mean, ci.low, ci.high);
+      const auto dt = exp::mean_interval(pt.tangent), dh = exp::mean_interval(pt.x), dT = exp::mean_interval(pt.pred);
+      std::printf("%8g %12.4g %12.4g %12.4g %14.4g %14.4g %14.4g\n", pt.value, ci.mean, ci.low, ci.high, dt.mean,
+                  dT.mean, dh.mean);
+      tangent_any = tangent_any || std::isfinite(dt.mean);
       data += fmt(pt.value) + " " + fmt(ci.mean) + " " + fmt(std::isfinite(ci.low) ? ci.low : ci.mean) + " " +
-              fmt(std::isfinite(ci.high) ? ci.high : ci.mean) + "\n";
+              fmt(std::isfinite(ci.high) ? ci.high : ci.mean) + " " + fmt(dt.mean) + " " + fmt(dh.mean) + " " +
+              fmt(dT.mean) + "\n";
     }
     data += "EOD\n";
     const std::string n_text = "n_i=" + std::to_string(g.samples_of(0));
@@ -259,29 +296,57 @@ int theory(cli::Args& args) {
               "set title \"colora theory --experiment floor-vs-tasks (" +
               model + ", p=" + std::to_string(g.p) + ", q=" + std::to_string(g.q) + ", r=" + std::to_string(g.rank) +
               ", " + n_text + ", sigma=" + cli::Args::format(g.sigma) +
-              ")\"\n"
-              "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA (mean, 95% CI over trials)', "
+              ")\"\n" +
+              std::string(tangent_any ? "set y2tics\nset logscale y2\nset y2label 'GRIP constants (right axis)'\n"
+                             "set key outside bottom center horizontal\n"
+                           : "") +
+              "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA floor ratio (mean, 95% CI over trials)', "
               "1 with lines dt 2 lw 2 title 'oracle floor (ratio 1)', " +
-              fmt(ro.floor_factor) + " with lines dt 3 lw 1 title 'verdict threshold'\n";
-  } else if (experiment == "rate-vs-samples") {
-    std::printf("%8s %12s %12s %12s %12s\n", "n_i", "delta_hat", "rho", "rho_low", "rho_high");
+              fmt(ro.floor_factor) + " with lines dt 3 lw 1 title 'verdict threshold'" +
+              (tangent_any ? ", $d using 1:5 axes x1y2 with linespoints pt 5 lw 2 title 'delta\\_shared (right)', "
+                             "$d using 1:7 axes x1y2 with linespoints pt 9 dt 2 lw 1 title 'delta\\_tangent (right)', "
+                             "$d using 1:6 axes x1y2 with linespoints pt 4 dt 4 lw 1 title 'delta\\_hat, specified "
+                             "(right)'"
+                           : "") +
+              "\n";
+  } else if (rate_experiment) {
+    const bool samples = experiment == "rate-vs-samples";
+    const char* knob = samples ? "n_i" : "theta";
+    std::printf("%8s %12s %12s %12s %12s %12s\n", knob, "rho_twin", "twin_low", "twin_high", "rho_pred", "rho_run");
     data = "$d << EOD\n";
+    const double spread = samples ? 0.02 : 0.0;  // runs of one value side by side (log x: a factor)
     for (const auto& pt : points)
       for (size_t j = 0; j < pt.y.size(); ++j) {
-        std::printf("%8g %12.4g %12.4g %12.4g %12.4g\n", pt.value, pt.x[j], pt.y[j], pt.y2[j], pt.y3[j]);
-        if (std::isfinite(pt.x[j]) && std::isfinite(pt.y[j]))
-          data += fmt(pt.x[j]) + " " + fmt(pt.y[j]) + " " + fmt(std::isfinite(pt.y2[j]) ? pt.y2[j] : pt.y[j]) + " " +
-                  fmt(std::isfinite(pt.y3[j]) ? pt.y3[j] : pt.y[j]) + " " + fmt(pt.value) + "\n";
+        std::printf("%8g %12.4g %12.4g %12.4g %12.4g %12.4g\n", pt.value, pt.y[j], pt.y2[j], pt.y3[j], pt.pred[j],
+                    pt.x[j]);
+        const double off = double(j) - 0.5 * double(pt.y.size() - 1);
+        const double x = samples ? pt.value * std::exp(spread * off) : pt.value + 0.002 * off;
+        data += fmt(x) + " " + fmt(pt.y[j]) + " " + fmt(std::isfinite(pt.y2[j]) ? pt.y2[j] : pt.y[j]) + " " +
+                fmt(std::isfinite(pt.y3[j]) ? pt.y3[j] : pt.y[j]) + " " + fmt(pt.pred[j]) + " " + fmt(pt.x[j]) +
+                "\n";
       }
     data += "EOD\n";
-    script += data + "set xlabel 'delta\\_hat (" +
-              std::string(model == "sensing" ? "GRIP lower bound, search" : "exact GRIP") +
-              ")'\nset ylabel 'contraction rate rho (95% CI)'\nset key top left\n"
-              "set title \"colora theory --experiment rate-vs-samples (" +
-              model + ", " + problem +
-              " varied)\"\n"
-              "plot $d using 1:2:3:4 with yerrorbars pt 7 lw 2 title 'rho per run', "
-              "$d using 1:2:(sprintf('n_i=%d', $5)) with labels offset 0,1.2 notitle\n";
+    std::printf(
+        "predicted rate inside the twin's measured interval: %ld of %ld runs with a resolvable linear phase; at or "
+        "below the prediction (the verdict's test): %ld; largest |predicted - measured| / predicted = %.3g\n",
+        inside, resolvable, at_or_below, worst_gap);
+    io::CsvTable agree({"quantity", "value"});
+    agree.row() << "runs" << double(values.size()) * double(trials);
+    agree.row() << "resolvable" << double(resolvable);
+    agree.row() << "predicted_inside_measured_interval" << double(inside);
+    agree.row() << "measured_at_or_below_prediction" << double(at_or_below);
+    agree.row() << "largest_relative_gap" << worst_gap;
+    agree.write(out_dir + "/" + experiment + "-agreement.csv");
+    script += data + (samples ? "set logscale x\nset xlabel 'samples per task n_i'\n"
+                              : "set xlabel 'theta = theta_A = theta_B (radians)'\n") +
+              "set ylabel 'contraction rate per iteration'\nset key top right\n"
+              "set title \"colora theory --experiment " +
+              experiment + " (" + model + ", " + problem + (samples ? " varied" : "") +
+              ", " + std::to_string(trials) +
+              " trials)\"\n"
+              "plot $d using 1:2:3:4 with yerrorbars pt 7 ps 0.8 lw 1 title 'measured, noiseless twin (95% CI)', "
+              "$d using 1:5 with points pt 6 ps 1.4 lw 2 title 'predicted: spectral radius of the Jacobian', "
+              "$d using 1:6 with points pt 2 ps 0.8 title 'measured, noisy run (when resolvable)'\n";
   } else if (experiment == "error-vs-theta") {
     std::printf("%8s %14s %14s\n", "theta", "colora_rel_err", "oracle_rel_err");
     data = "$d << EOD\n";

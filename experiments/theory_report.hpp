@@ -13,8 +13,11 @@ namespace exp {
 
 /// The report as a table on stdout: quantity, value, 95 % interval (when any).
 inline void print_guarantee_report(const GuaranteeReport& r) {
-  std::printf("guarantee report (GRIP: %s; rho fitted on max(dist_A, dist_B); floor vs oracle core floor)\n",
-              r.delta_method.c_str());
+  std::printf(
+      "guarantee report (GRIP: %s; rho_measured on max(dist_A, dist_B) of the run, rho_measured_noiseless on the\n"
+      "  steps of the same solver on the noiseless twin, rho_predicted = spectral radius of the iteration's Jacobian;\n"
+      "  floor vs oracle core floor)\n",
+      r.delta_method.c_str());
   std::printf("  %-26s %14s %14s %14s\n", "quantity", "value", "ci_low", "ci_high");
   for (const auto& row : r.rows()) {
     if (std::isnan(row.ci_low))

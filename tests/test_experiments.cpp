@@ -347,7 +347,7 @@ TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and
   }
   const auto summary = csv_lines(dir + "/out/summary.csv");
   REQUIRE(summary.size() == 2);
-  CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds");
+  CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds,rho_objective_gap,rho_objective_gap_low,rho_objective_gap_high");
 }
 
 TEST_CASE("colora fit --format safetensors: the factors in one file and every task as a PEFT adapter of W_i - W_0") {

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <iterator>
+#include <type_traits>
 #include <limits>
 #include <vector>
 
@@ -578,7 +580,7 @@ TEST_CASE_TEMPLATE("guarantee_report: noiseless planted problem contracts, count
   const auto rows = rep.rows();
   bool found_rho = false;
   for (const auto& row : rows)
-    if (row.quantity == "rho") {
+    if (row.quantity == "rho_measured") {
       found_rho = true;
       CHECK(row.value == rep.rate.rho);
       CHECK(row.ci_low == rep.rate.rho_lower);
@@ -668,6 +670,259 @@ TEST_CASE("guarantee_report: bad input names the function and the field") {
                        std::invalid_argument);
 }
 
+// ---------------------------------------------------------------------------
+// Rate check (diagnostics/rate_check.hpp): the noiseless twin, the predicted
+// rate against a dense Jacobian, the verdict on constructed histories.
+
+namespace {
+
+colora::GeneratorOptions rate_problem(std::uint64_t salt) {
+  colora::GeneratorOptions g;
+  g.tasks = 8;
+  g.p = 8;
+  g.q = 6;
+  g.rank = 2;
+  g.samples = {12};
+  g.test_samples = 5;
+  g.sigma = 0.1;
+  g.seed = colora_test::seed() + salt;
+  g.num_threads = 1;
+  return g;
+}
+
+colora::SolverOptions rate_solver(Index rank) {
+  colora::SolverOptions o;
+  o.rank = rank;
+  o.num_threads = 1;
+  o.seed = colora_test::seed();
+  return o;
+}
+
+/// Chart coordinates of (A, B) around (A0, B0), orthonormal, written
+/// independently of the library: the components of A's row space and B's
+/// column space outside A0's and B0's, in the bases that make A0, B0 the identity.
+template <class Scalar>
+Eigen::VectorXd chart(const Matrix<Scalar>& A, const Matrix<Scalar>& B, const Eigen::MatrixXd& A0,
+                      const Eigen::MatrixXd& B0) {
+  const Eigen::MatrixXd Ad = A.template cast<double>(), Bd = B.template cast<double>();
+  const Eigen::MatrixXd EA = (Ad * A0.transpose()).inverse() * Ad * (Eigen::MatrixXd::Identity(A0.cols(), A0.cols()) -
+                                                                     A0.transpose() * A0);
+  const Eigen::MatrixXd EB = (Eigen::MatrixXd::Identity(B0.rows(), B0.rows()) - B0 * B0.transpose()) * Bd *
+                             (B0.transpose() * Bd).inverse();
+  Eigen::VectorXd v(EA.size() + EB.size());
+  v << Eigen::Map<const Eigen::VectorXd>(EA.data(), EA.size()), Eigen::Map<const Eigen::VectorXd>(EB.data(), EB.size());
+  return v;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("noiseless_twin: exact targets; the twin run reaches the truth to rounding", Scalar,
+                   COLORA_TEST_SCALARS) {
+  const auto g = rate_problem(21);
+  const auto pb = colora::generate_regression<Scalar>(g);
+  const auto twin = colora::noiseless_twin(pb);
+  REQUIRE(twin.truth.has_value());
+  CHECK(twin.truth->sigma == 0.0);
+  for (Index i = 0; i < pb.num_tasks(); ++i) {
+    const Matrix<Scalar> W = pb.truth->delta(i);
+    const auto& t = twin.tasks[size_t(i)];
+    CHECK((t.X - pb.tasks[size_t(i)].X).norm() == 0);
+    CHECK(double((t.Y - t.X * W.transpose()).norm()) <= 10 * colora_test::Tol<Scalar>::tight * double(t.Y.norm()));
+    CHECK(double((t.Y_test - t.X_test * W.transpose()).norm()) <=
+          10 * colora_test::Tol<Scalar>::tight * double(t.Y_test.norm()));
+    CHECK((t.Y - pb.tasks[size_t(i)].Y).norm() > 0);  // the noise is gone
+  }
+  const auto tw = colora::run_noiseless_twin(pb, rate_solver(g.rank));
+  REQUIRE(tw.ok);
+  CHECK(tw.converged);
+  MESSAGE("twin: ", tw.iterations, " iterations, limit at ", tw.limit_distance_to_truth, " from the truth, rho ",
+          tw.rate.rho, " [", tw.rate.rho_lower, ", ", tw.rate.rho_upper, "]");
+  CHECK(tw.limit_distance_to_truth < colora_test::Tol<Scalar>::recovery);
+  CHECK(tw.change.back() <= 100 * double(std::numeric_limits<Scalar>::epsilon()));
+  REQUIRE(Index(tw.distance.size()) == tw.iterations);
+  // The distance to the limit shrinks: its last value is far below the first.
+  CHECK(tw.distance.back() < 1e-3 * tw.distance.front());
+  if (std::is_same<Scalar, double>::value) {
+    REQUIRE(tw.rate.status == colora::RateFitStatus::Fitted);
+    CHECK(tw.rate.rho > 0.0);
+    CHECK(tw.rate.rho_upper < 1.0);
+  }
+}
+
+TEST_CASE_TEMPLATE("predicted_contraction_rate equals the spectral radius of a dense finite-difference Jacobian",
+                   Scalar, COLORA_TEST_SCALARS) {
+  for (const auto a_step : {colora::AStepSolver::Cg, colora::AStepSolver::Gd}) {
+    const std::string a_step_name = colora::to_string(a_step);
+    CAPTURE(a_step_name);
+    const auto g = rate_problem(22);
+    const auto pb = colora::generate_regression<Scalar>(g);
+    colora::SolverOptions o = rate_solver(g.rank);
+    o.a_step = a_step;
+    const auto tw = colora::run_noiseless_twin(pb, o);
+    REQUIRE(tw.ok);
+    const auto twin = colora::noiseless_twin(pb);
+    const colora::PredictedRate pr = colora::predicted_contraction_rate(twin, o, tw.A, tw.B);
+    REQUIRE(pr.valid);
+    CHECK(pr.dimension == g.rank * (g.p - g.rank) + g.rank * (g.q - g.rank));
+    CHECK(pr.step_check);
+
+    // Dense reference: the map evaluated by the kernel's steps, coordinates
+    // by chart() above, forward differences with a different step, every
+    // direction of an orthonormal basis of the tangent space.
+    using Mat = Matrix<Scalar>;
+    const Eigen::MatrixXd A0 = tw.A.template cast<double>(), B0 = tw.B.template cast<double>();
+    const colora::RegressionModel<Scalar> model(twin, 1);
+    const auto w = colora::altmin::task_weights(model, o.weighting);
+    const auto ridge = colora::altmin::core_ridges(w, 0.0);
+    auto control = o.a_step_control();
+    if (a_step == colora::AStepSolver::Cg) control.solver = colora::AStepSolver::Exact;  // what cg approximates
+    auto phi = [&](const Eigen::MatrixXd& EA, const Eigen::MatrixXd& EB) {
+      Mat A = colora::thin_qr(Eigen::MatrixXd((A0 + EA).transpose())).Q.transpose().template cast<Scalar>();
+      Mat B = colora::thin_qr(Eigen::MatrixXd(B0 + EB)).Q.template cast<Scalar>();
+      std::vector<Mat> S;
+      colora::AStepStats ast;
+      REQUIRE(colora::altmin::fit_cores(model, A, B, ridge, o.core, S));
+      REQUIRE(colora::altmin::iterate(model, w, ridge, o.core, control, false, A, B, S, ast));
+      return chart<Scalar>(A, B, A0, B0);
+    };
+    const Index p = g.p, q = g.q, r = g.rank;
+    // Basis of the tangent space: E_A = F P_A (rows of P_A orthogonal to A0), E_B = P_B G.
+    Eigen::JacobiSVD<Eigen::MatrixXd> sa(A0, Eigen::ComputeFullV), sb(B0, Eigen::ComputeFullU);
+    const Eigen::MatrixXd PA = sa.matrixV().rightCols(p - r).transpose();  // (p - r) x p
+    const Eigen::MatrixXd PB = sb.matrixU().rightCols(q - r);              // q x (q - r)
+    const Index d = r * (p - r) + r * (q - r);
+    Eigen::MatrixXd basis(r * p + q * r, d);
+    Index col = 0;
+    for (Index i = 0; i < r; ++i)
+      for (Index j = 0; j < p - r; ++j, ++col) {
+        Eigen::MatrixXd EA = Eigen::MatrixXd::Zero(r, p);
+        EA.row(i) = PA.row(j);
+        basis.col(col) << Eigen::Map<Eigen::VectorXd>(EA.data(), EA.size()), Eigen::VectorXd::Zero(q * r);
+      }
+    for (Index i = 0; i < q - r; ++i)
+      for (Index j = 0; j < r; ++j, ++col) {
+        Eigen::MatrixXd EB = Eigen::MatrixXd::Zero(q, r);
+        EB.col(j) = PB.col(i);
+        basis.col(col) << Eigen::VectorXd::Zero(r * p), Eigen::Map<Eigen::VectorXd>(EB.data(), EB.size());
+      }
+    const double h = std::is_same<Scalar, double>::value ? 1e-7 : 3e-3;
+    const Eigen::VectorXd phi0 = phi(Eigen::MatrixXd::Zero(r, p), Eigen::MatrixXd::Zero(q, r));
+    CHECK(phi0.norm() < colora_test::Tol<Scalar>::recovery);  // (A0, B0) is a fixed point
+    Eigen::MatrixXd J(d, d);
+    for (Index c = 0; c < d; ++c) {
+      const Eigen::VectorXd e = h * basis.col(c);
+      const Eigen::VectorXd f =
+          phi(Eigen::Map<const Eigen::MatrixXd>(e.data(), r, p), Eigen::Map<const Eigen::MatrixXd>(e.data() + r * p, q, r));
+      J.col(c) = basis.transpose() * ((f - phi0) / h);
+    }
+    const double rho_dense = Eigen::EigenSolver<Eigen::MatrixXd>(J).eigenvalues().cwiseAbs().maxCoeff();
+    MESSAGE("predicted ", pr.rho, " [", pr.rho_lower, ", ", pr.rho_upper, "], half step ", pr.rho_half_step,
+            ", dense ", rho_dense, ", ", pr.map_evaluations, " map evaluations");
+    CHECK(rho_dense > 0.0);
+    CHECK(rho_dense < 1.0);
+    const double slack = std::is_same<Scalar, double>::value ? 1e-5 : 2e-2;  // the dense side's differences
+    CHECK(rho_dense >= pr.rho_lower - slack);
+    CHECK(rho_dense <= pr.rho_upper + slack);
+    CHECK(std::abs(pr.rho - rho_dense) <= (std::is_same<Scalar, double>::value ? 1e-4 : 3e-2) * rho_dense);
+  }
+}
+
+TEST_CASE("predicted rate: the twin's measured rate approaches it from below; diagonal cores are declined") {
+  auto g = rate_problem(23);
+  g.tasks = 30;
+  g.p = g.q = 16;
+  g.rank = 3;
+  g.samples = {10};
+  const auto pb = colora::generate_regression<double>(g);
+  colora::SolverOptions o = rate_solver(g.rank);
+  const auto tw = colora::run_noiseless_twin(pb, o);
+  REQUIRE(tw.ok);
+  REQUIRE(tw.rate.status == colora::RateFitStatus::Fitted);
+  const auto pr = colora::predicted_contraction_rate(colora::noiseless_twin(pb), o, tw.A, tw.B);
+  REQUIRE(pr.valid);
+  MESSAGE("measured ", tw.rate.rho, " [", tw.rate.rho_lower, ", ", tw.rate.rho_upper, "], predicted ", pr.rho, " [",
+          pr.rho_lower, ", ", pr.rho_upper, "]");
+  // The spectral radius bounds the asymptotic rate; the measured tail rate
+  // lies within 10 % of it (docs/theory.md: a cluster at the top of the
+  // spectrum keeps finite windows slightly below the radius).
+  CHECK(tw.rate.rho_lower <= pr.rho_upper);
+  CHECK(tw.rate.rho >= 0.9 * pr.rho);
+  o.core = colora::CoreKind::Diagonal;
+  const auto pd = colora::predicted_contraction_rate(pb, o, tw.A, tw.B);
+  CHECK_FALSE(pd.valid);
+  CHECK(pd.reason.find("diagonal") != std::string::npos);
+  // Bad input: the fixed point's shape.
+  CHECK_THROWS_AS(colora::predicted_contraction_rate(pb, rate_solver(g.rank), Matrix<double>(tw.A.transpose()), tw.B),
+                  std::invalid_argument);
+  colora::RegressionProblem<double> no_truth = pb;
+  no_truth.truth.reset();
+  CHECK_THROWS_AS(colora::noiseless_twin(no_truth), std::invalid_argument);
+}
+
+TEST_CASE("guarantee_report verdict on constructed histories: holds, fails, undetermined") {
+  auto g = rate_problem(24);
+  g.tasks = 40;
+  g.samples = {20};
+  const auto pb = colora::generate_regression<double>(g);
+  colora::Solver<double> s(rate_solver(g.rank));
+  s.compute(pb);
+  const auto good = colora::recovery_metrics(*pb.truth, s.A(), s.B(), s.cores());
+  auto history = [](double rho, int n) {
+    std::vector<colora::IterationRecord> h(size_t(n) + 1);
+    for (int t = 0; t <= n; ++t) {
+      h[size_t(t)].iteration = t;
+      h[size_t(t)].dist_a = h[size_t(t)].dist_b = 0.5 * std::pow(rho, t);
+    }
+    return h;
+  };
+  colora::GuaranteeReportOptions ro;
+  ro.solver = rate_solver(g.rank);
+  // The twin's prediction at this problem, for reference.
+  const auto base = colora::guarantee_report(pb, g.rank, history(0.5, 1), good, ro);
+  REQUIRE(base.predicted.valid);
+  const double pred = base.predicted.rho;
+  MESSAGE("predicted rho = ", pred, "; ", base.verdict_text);
+  // A 2-point history: the run's rate is not resolvable; the twin decides.
+  CHECK(base.rate_source == "noiseless twin");
+  CHECK(base.verdict == colora::Verdict::Holds);
+  CHECK(base.verdict_text.rfind("holds: ", 0) == 0);
+  // A run contracting faster than predicted: holds (at or below the prediction).
+  const auto fast = colora::guarantee_report(pb, g.rank, history(0.5 * pred, 8), good, ro);
+  CHECK(fast.rate_source == "run");
+  CHECK(fast.verdict == colora::Verdict::Holds);
+  // Slower than predicted: the rate fails.
+  const auto slow = colora::guarantee_report(pb, g.rank, history(std::min(0.95, 0.5 + pred), 12), good, ro);
+  CHECK_FALSE(slow.rate_ok);
+  CHECK(slow.verdict == colora::Verdict::Fails);
+  CHECK(slow.verdict_text.find("above predicted") != std::string::npos);
+  // Not contracting at all: fails.
+  const auto flat = colora::guarantee_report(pb, g.rank, history(1.2, 8), good, ro);
+  CHECK(flat.verdict == colora::Verdict::Fails);
+  // A floor far above the oracle's: fails, whatever the rate.
+  colora::RecoveryMetrics bad = good;
+  bad.mean_sq_err = 100 * base.oracle_floor;
+  CHECK(colora::guarantee_report(pb, g.rank, history(0.5 * pred, 8), bad, ro).verdict == colora::Verdict::Fails);
+  // No twin and a too-short run: undetermined, saying how many iterations a rate needs.
+  ro.rate_check = false;
+  const auto und = colora::guarantee_report(pb, g.rank, history(0.5, 1), good, ro);
+  CHECK(und.verdict == colora::Verdict::Undetermined);
+  CHECK(und.verdict_text.find(">= 3 iterations") != std::string::npos);
+  CHECK(std::isnan(und.predicted.rho));
+  // Without a prediction, < 1 alone decides.
+  CHECK(colora::guarantee_report(pb, g.rank, history(0.9, 12), good, ro).verdict == colora::Verdict::Holds);
+}
+
+TEST_CASE("objective_gap_rate: a geometric gap gives its ratio; short histories give no rate") {
+  std::vector<colora::IterationRecord> h(12);
+  for (size_t t = 0; t < h.size(); ++t) h[t].objective = 2.0 + 3.0 * std::pow(0.4, double(t));
+  h.back().objective = 2.0;
+  const colora::RateFit f = colora::objective_gap_rate(h);
+  REQUIRE(f.status == colora::RateFitStatus::Fitted);
+  CHECK(f.rho == doctest::Approx(0.4).epsilon(1e-3));
+  h.resize(2);
+  CHECK(colora::objective_gap_rate(h).status != colora::RateFitStatus::Fitted);
+}
+
 #ifdef COLORA_CLI_PATH
 #include <sys/wait.h>
 
@@ -694,9 +949,17 @@ TEST_CASE("colora theory: writes theory.csv with its header; exit 2 on a bad fla
   std::getline(in, header);
   CHECK(header == "quantity,value,ci_low,ci_high");
   std::string line;
-  bool has_rho = false;
-  while (std::getline(in, line)) has_rho = has_rho || line.rfind("rho,", 0) == 0;
-  CHECK(has_rho);
+  std::vector<std::string> wanted = {"rho_measured,", "rho_measured_noiseless,", "rho_predicted,"};
+  std::vector<bool> found(wanted.size(), false);
+  while (std::getline(in, line))
+    for (size_t j = 0; j < wanted.size(); ++j) found[j] = found[j] || line.rfind(wanted[j], 0) == 0;
+  for (size_t j = 0; j < wanted.size(); ++j) {
+    CAPTURE(wanted[j]);
+    CHECK(found[j]);
+  }
+  std::ifstream out(dir / "out.txt");
+  const std::string text((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  CHECK(text.find("verdict: holds") != std::string::npos);
   CHECK(run("theory --no-such-flag 1") == 2);
   CHECK(run("theory --experiment nonsense") == 2);
 }

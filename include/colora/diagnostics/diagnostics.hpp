@@ -8,6 +8,8 @@
 #include "colora/diagnostics/grip_types.hpp"
 #include "colora/diagnostics/grip_prediction.hpp"
 #include "colora/diagnostics/grip.hpp"
+#include "colora/diagnostics/tangent_grip.hpp"
 #include "colora/diagnostics/convergence_rate.hpp"
+#include "colora/diagnostics/rate_check.hpp"
 #include "colora/diagnostics/task_structure.hpp"
 #include "colora/diagnostics/guarantee_report.hpp"

@@ -10,7 +10,11 @@
 //  * delta_hat: (M1) the exact closed form regression_grip_exact (cheap:
 //    extreme eigenvalues of X_i^T X_i / n_i); (M2) grip_estimate, a certified
 //    lower bound (search).
-//  * rho: fit_contraction_rate on the history of max(dist_a, dist_b).
+//  * rho_measured: fit_contraction_rate on the run's history of
+//    max(dist_a, dist_b); rho_measured_noiseless: the same solver from the
+//    same start on the noiseless twin, to its fixed point (rate_check.hpp);
+//    rho_predicted: the spectral radius of the iteration map's Jacobian at
+//    the twin's fixed point (rate_check.hpp).
 //  * floor: final mean_i ||B S_i A - B_i* S_i* A_i*||_F^2 against the oracle
 //    floor mean_i E||S_hat_i - S_i*||_F^2 of the least-squares core with A*, B*
 //    known: (M1, Sigma = I) sigma^2 r^2 / (n_i - r - 1); (M2, Gaussian M_ij)
@@ -20,9 +24,14 @@
 //    to exist, or (M1) Sigma != I. A rounding term
 //    (1000 eps(Scalar))^2 mean_i ||Delta_i*||_F^2 is added to the reference
 //    so that noiseless runs (oracle floor 0) get a finite ratio.
-//  * verdict: Holds when rho's upper confidence bound < 1 and the floor ratio
-//    <= floor_factor (3); Fails when either is measured false;
-//    Undetermined when a piece is missing (no linear phase, formula N/A).
+//  * verdict: the rate used is the noisy run's when its linear phase is
+//    resolvable, else the twin's. The rate holds when its upper confidence
+//    bound is < 1 and its interval reaches the prediction's interval or
+//    lies below it (lower bound <= rho_predicted's upper bound; < 1 alone
+//    when no prediction is available). Holds when the rate holds and the
+//    floor ratio <= floor_factor (3); Fails when either is measured false;
+//    Undetermined when a piece is missing (no linear phase even on the
+//    twin: >= 3 iterations before the floor are needed; formula N/A).
 #pragma once
 
 #include <algorithm>
@@ -38,6 +47,8 @@
 #include "colora/diagnostics/convergence_rate.hpp"
 #include "colora/diagnostics/grip.hpp"
 #include "colora/diagnostics/oracle_floor.hpp"
+#include "colora/diagnostics/rate_check.hpp"
+#include "colora/diagnostics/tangent_grip.hpp"
 #include "colora/regression/recovery_metrics.hpp"
 #include "colora/diagnostics/task_structure.hpp"
 #include "colora/regression/data.hpp"
@@ -49,11 +60,21 @@ namespace colora {
 struct GuaranteeReportOptions {
   double confidence = 0.95;        ///< level of the rho interval and of the predicted delta
   double floor_factor = 3.0;       ///< the verdict's "small factor" of the oracle floor
-  bool compute_grip = true;        ///< false: skip delta_hat (NaN)
+  bool compute_grip = true;        ///< false: skip delta_hat and delta_tangent (NaN)
+  bool compute_tangent_grip = true;  ///< (M1) the tangent-space constant delta_tangent (tangent_grip.hpp)
+  TangentGripOptions tangent;        ///< its options (num_threads is taken from here too)
   GripOptions grip;                ///< (M2) search options; rank is taken from the run
   RateFitOptions rate;             ///< contraction-rate fit (its confidence is overridden)
   CoreKind core = CoreKind::Full;  ///< the run's core kind (dof and oracle floor)
   int num_threads = 0;             ///< threads of the GRIP computations (0 = all)
+  /// The run's solver settings (rank, init, seed, A-step, weighting, lambda):
+  /// the noiseless twin and the predicted rate re-run them. With
+  /// solver.rank == 0 (the default) the report's rank argument, `core` and
+  /// `num_threads` are used with the solver's default settings.
+  SolverOptions solver;
+  bool rate_check = true;  ///< run the noiseless twin and predict the rate (rate_check.hpp)
+  TwinOptions twin;        ///< the twin run and the fit of its rate (its confidence is overridden)
+  LinearizationOptions linearization;
 
   void validate(const char* where = "colora::GuaranteeReportOptions") const {
     detail::require(confidence > 0.0 && confidence < 1.0, where, "confidence must be in (0, 1), got ", confidence);
@@ -100,10 +121,28 @@ struct GuaranteeReport {
   double delta_hat = nan;
   double grip_lambda_max = nan, grip_lambda_min = nan;
   double delta_predicted = nan;  ///< Gaussian-design prediction at `confidence`
+  /// (M1) the GRIP constant restricted to the tangent space at the truth:
+  /// informative when n_i < p (delta_hat is then >= 1); bracket [low, high].
+  double delta_tangent = nan, delta_tangent_low = nan, delta_tangent_high = nan;
+  double tangent_lambda_min = nan, tangent_lambda_max = nan;
+  /// (M1) the same over the shared tangent directions (dS_i = 0), whose mass
+  /// is spread across tasks: the constant that falls below 1 as the total
+  /// sample count grows while every n_i < p [choice] (docs/theory.md).
+  double delta_shared = nan, delta_shared_low = nan, delta_shared_high = nan;
+  std::string tangent_note;  ///< why delta_tangent is NaN, or a note on it
 
   // rate
-  RateFit rate;  ///< on max(dist_a, dist_b) per iteration
+  RateFit rate;  ///< rho_measured: on the run's max(dist_a, dist_b) per iteration
   Index history_length = 0;
+  RateFit rate_noiseless;          ///< rho_measured_noiseless: the twin's distance to its fixed point
+  bool twin_ok = false;            ///< the twin ran (false: not asked, or numerical trouble: twin_reason)
+  std::string twin_reason;
+  int twin_iterations = 0;
+  bool twin_converged = false;
+  double twin_limit_distance = nan;  ///< max(dist_a, dist_b) of the twin's fixed point to the truth
+  PredictedRate predicted;           ///< rho_predicted at the twin's fixed point
+  std::string rate_source = "none";  ///< the rate the verdict uses: "run", "noiseless twin" or "none"
+  RateFit rate_used;                 ///< that rate
 
   // floor
   double final_distance = nan;     ///< max(dist_a, dist_b) of the final estimate
@@ -142,11 +181,23 @@ struct GuaranteeReport {
     add("grip_lambda_max", grip_lambda_max);
     add("grip_lambda_min", grip_lambda_min);
     add("delta_predicted", delta_predicted);
-    add("rho", rate.rho, rate.rho_lower, rate.rho_upper);
+    add("delta_tangent", delta_tangent, delta_tangent_low, delta_tangent_high);
+    add("tangent_lambda_min", tangent_lambda_min);
+    add("tangent_lambda_max", tangent_lambda_max);
+    add("delta_shared", delta_shared, delta_shared_low, delta_shared_high);
+    add("rho_measured", rate.rho, rate.rho_lower, rate.rho_upper);
     add("rho_theil_sen", rate.rho_theil_sen);
     add("rate_window_begin", double(rate.window_begin));
     add("rate_window_end", double(rate.window_end));
     add("dist_floor", rate.floor);
+    add("rho_measured_noiseless", rate_noiseless.rho, rate_noiseless.rho_lower, rate_noiseless.rho_upper);
+    add("noiseless_window_begin", twin_ok ? double(rate_noiseless.window_begin) : nan);
+    add("noiseless_window_end", twin_ok ? double(rate_noiseless.window_end) : nan);
+    add("noiseless_iterations", twin_ok ? double(twin_iterations) : nan);
+    add("noiseless_limit_distance", twin_limit_distance);
+    add("rho_predicted", predicted.rho, predicted.rho_lower, predicted.rho_upper);
+    add("rho_predicted_half_step", predicted.rho_half_step);
+    add("rate_from_noiseless_twin", rate_source == "noiseless twin" ? 1.0 : rate_source == "run" ? 0.0 : nan);
     add("final_distance", final_distance);
     add("final_mean_sq_err", final_mean_sq_err);
     add("final_mean_rel_err", final_mean_rel_err);
@@ -245,6 +296,22 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
       rep.delta_hat = ex.delta;
       rep.grip_lambda_max = ex.lambda_max;
       rep.grip_lambda_min = ex.lambda_min;
+      if (opt.compute_tangent_grip) {
+        TangentGripOptions tg = opt.tangent;
+        if (tg.num_threads == 0) tg.num_threads = opt.num_threads;
+        const TangentGrip t = regression_tangent_grip(pb, tg);
+        rep.tangent_note = t.reason;
+        if (t.valid) {
+          rep.delta_tangent = t.delta;
+          rep.delta_tangent_low = t.delta_low;
+          rep.delta_tangent_high = t.delta_high;
+          rep.tangent_lambda_min = t.lambda_min;
+          rep.tangent_lambda_max = t.lambda_max;
+          rep.delta_shared = t.shared_delta;
+          rep.delta_shared_low = t.shared_delta_low;
+          rep.delta_shared_high = t.shared_delta_high;
+        }
+      }
     } else {
       GripOptions g = opt.grip;
       g.rank = rep.r;
@@ -274,6 +341,34 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
     rep.rate = fit_contraction_rate(dist, ro);
   }
 
+  // The noiseless twin (measured rate where no floor hides it) and the
+  // predicted rate at its fixed point.
+  if (opt.rate_check) {
+    SolverOptions so = opt.solver;
+    if (so.rank == 0) {
+      so.rank = rank;
+      so.core = opt.core;
+      so.num_threads = opt.num_threads;
+    }
+    so.callback = nullptr;
+    detail::require(so.rank == rank, where, "options.solver.rank = ", so.rank, " but the report is for rank ", rank);
+    TwinOptions to = opt.twin;
+    to.rate.confidence = opt.confidence;
+    const TwinRun<Scalar> tw = run_noiseless_twin(pb, so, to);
+    rep.twin_ok = tw.ok;
+    rep.twin_reason = tw.reason;
+    rep.twin_iterations = tw.iterations;
+    rep.twin_converged = tw.converged;
+    if (tw.ok) {
+      rep.rate_noiseless = tw.rate;
+      rep.twin_limit_distance = tw.limit_distance_to_truth;
+      const Problem twin = noiseless_twin(pb);
+      rep.predicted = predicted_contraction_rate(twin, so, tw.A, tw.B, opt.linearization);
+    } else {
+      rep.predicted.reason = "the noiseless twin did not run: " + tw.reason;
+    }
+  }
+
   // Floor.
   const RecoveryMetrics& m = final_metrics;
   rep.final_distance = std::max(m.dist_a, m.dist_b);
@@ -300,9 +395,21 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
 
   // Verdict: measured, never assumed.
   rep.floor_factor = opt.floor_factor;
-  const bool rate_known = rep.rate.status == RateFitStatus::Fitted && std::isfinite(rep.rate.rho_upper);
+  auto fitted = [](const RateFit& f) { return f.status == RateFitStatus::Fitted && std::isfinite(f.rho_upper); };
+  if (fitted(rep.rate)) {
+    rep.rate_source = "run";
+    rep.rate_used = rep.rate;
+  } else if (rep.twin_ok && fitted(rep.rate_noiseless)) {
+    rep.rate_source = "noiseless twin";
+    rep.rate_used = rep.rate_noiseless;
+  }
+  const bool rate_known = rep.rate_source != "none";
+  const bool predicted = rep.predicted.valid && std::isfinite(rep.predicted.rho_upper);
   const bool floor_known = std::isfinite(rep.floor_ratio);
-  rep.rate_ok = rate_known && rep.rate.rho_upper < 1.0;
+  const RateFit& ru = rep.rate_used;
+  const bool below_one = rate_known && ru.rho_upper < 1.0;
+  const bool as_predicted = !predicted || (rate_known && ru.rho_lower <= rep.predicted.rho_upper);
+  rep.rate_ok = below_one && as_predicted;
   rep.floor_ok = floor_known && rep.floor_ratio <= opt.floor_factor;
   if ((rate_known && !rep.rate_ok) || (floor_known && !rep.floor_ok))
     rep.verdict = Verdict::Fails;
@@ -315,10 +422,28 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
     std::snprintf(buf, sizeof buf, "%.3g", v);
     return std::string(buf);
   };
-  std::string rate_part = rate_known ? "rho = " + fmt(rep.rate.rho) + " [" + fmt(rep.rate.rho_lower) + ", " +
-                                           fmt(rep.rate.rho_upper) + "]" + (rep.rate_ok ? " < 1" : " not < 1")
-                                     : std::string("rho not measured (") + to_string(rep.rate.status) +
-                                           " linear phase, " + std::to_string(rep.history_length) + " iterations)";
+  auto interval = [&](double v, double lo, double hi) { return fmt(v) + " [" + fmt(lo) + ", " + fmt(hi) + "]"; };
+  std::string rate_part;
+  if (rate_known) {
+    rate_part = "rho = " + interval(ru.rho, ru.rho_lower, ru.rho_upper) + " (" + rep.rate_source + ")";
+    if (!below_one)
+      rate_part += " not < 1";
+    else if (!predicted)
+      rate_part += " < 1 (no prediction: " + rep.predicted.reason + ")";
+    else
+      rate_part += (as_predicted ? std::string(" <= predicted ") : std::string(" above predicted ")) +
+                   interval(rep.predicted.rho, rep.predicted.rho_lower, rep.predicted.rho_upper);
+  } else {
+    rate_part = "rho not measured (the run's linear phase: " + std::string(to_string(rep.rate.status)) + ", " +
+                std::to_string(rep.rate.window_end - rep.rate.window_begin) + " points";
+    if (opt.rate_check)
+      rate_part += rep.twin_ok ? "; the noiseless twin's: " + std::string(to_string(rep.rate_noiseless.status)) +
+                                     ", " +
+                                     std::to_string(rep.rate_noiseless.window_end - rep.rate_noiseless.window_begin) +
+                                     " points"
+                               : "; the noiseless twin failed: " + rep.twin_reason;
+    rate_part += "; a rate needs >= 3 iterations before the floor)";
+  }
   std::string floor_part = floor_known ? "floor " + fmt(rep.floor_ratio) + "x oracle" +
                                              (rep.floor_ok ? " <= " : " > ") + fmt(opt.floor_factor) + "x"
                                        : std::string("oracle floor formula does not apply");
@@ -346,6 +471,7 @@ template <class Problem>
 GuaranteeReport guarantee_report(const Problem& pb, const Solver<typename Problem::Scalar>& solver,
                                  GuaranteeReportOptions opt = {}) {
   opt.core = solver.options().core;
+  opt.solver = solver.options();
   return guarantee_report(pb, solver.history(), solver.A(), solver.B(), solver.cores(), opt);
 }
 

@@ -9,6 +9,7 @@
 //   altmin::a_step       the A-step: exact | cg | gd on the quadratic in G = A^T
 //   altmin::regauge_b    B <- Q of B's thin QR, S_i <- R S_i (or unit columns)
 //   altmin::regauge_a    A <- Q^T of G's thin QR, S_i <- S_i R^T (or unit rows)
+//   altmin::iterate      one iteration: B-step, A-step, S-step (with the re-gauges)
 //   altmin::objective    sum_i w_i L_i + lambda sum_i ||S_i||^2
 //
 // Every function takes a measurement model (RegressionModel for (M1),
@@ -260,6 +261,31 @@ void regauge_a(const Matrix<Scalar>& G, CoreKind core, Matrix<Scalar>& A, std::v
     if (!(nrm(j) > Scalar(0))) nrm(j) = Scalar(1);
   A = (G * nrm.cwiseInverse().asDiagonal()).transpose();
   for (auto& s : S) s = s * nrm.asDiagonal();
+}
+
+/// One iteration of CoLoRA's alternating minimization from (A, B, S), S
+/// fitted for (A, B): the B-step and its re-gauge (skipped with `fixed_b`,
+/// q < r), the A-step from the warm start A^T and its re-gauge, the S-step.
+/// The Solver's iteration and the diagnostics' map of the iteration
+/// (diagnostics/rate_check.hpp) are this function. False when a solve failed
+/// (the factors are then as the failing step left them); `ast` receives the
+/// A-step's statistics.
+template <class Model>
+bool iterate(const Model& model, const std::vector<typename Model::Scalar>& w,
+             const std::vector<typename Model::Scalar>& ridge, CoreKind core, const AStepControl& control, bool fixed_b,
+             Matrix<typename Model::Scalar>& A, Matrix<typename Model::Scalar>& B,
+             std::vector<Matrix<typename Model::Scalar>>& S, AStepStats& ast) {
+  using Mat = Matrix<typename Model::Scalar>;
+  if (!fixed_b) {
+    Mat Bn;
+    if (!b_step(model, A, S, w, Bn)) return false;
+    regauge_b(Bn, core, B, S);
+  }
+  Mat G = A.transpose();
+  ast = a_step(model, B, S, w, control, G);
+  if (!ast.ok) return false;
+  regauge_a(G, core, A, S);
+  return fit_cores(model, A, B, ridge, core, S);
 }
 
 /// sum_i w_i ||target_i - A_i(B S_i A)||^2 + lambda sum_i ||S_i||_F^2,

@@ -333,16 +333,7 @@ void Solver<Scalar>::zero_adapter(bool solved) {
 template <class Scalar>
 template <class Model>
 bool Solver<Scalar>::iterate(const Model& model, bool wide, AStepStats& ast) {
-  if (!wide) {
-    Mat Bn;
-    if (!altmin::b_step(model, A_, S_, w_, Bn)) return false;
-    altmin::regauge_b(Bn, options_.core, B_, S_);
-  }
-  Mat G = A_.transpose();
-  ast = altmin::a_step(model, B_, S_, w_, options_.a_step_control(), G);
-  if (!ast.ok) return false;
-  altmin::regauge_a(G, options_.core, A_, S_);
-  return altmin::fit_cores(model, A_, B_, ridge_, options_.core, S_);
+  return altmin::iterate(model, w_, ridge_, options_.core, options_.a_step_control(), wide, A_, B_, S_, ast);
 }
 
 template <class Scalar>
