@@ -3,6 +3,8 @@
 //   mean_interval:    mean of the finite values and the two-sided Student t
 //                     interval  mean +- t_{1-a/2, n-1} s / sqrt(n)
 //                     (s the sample standard deviation, n >= 2).
+//   positive_interval: for positive quantities, the same on the log scale
+//                     (geometric mean, interval exp(mean(log) +- ...) > 0).
 //   clopper_pearson:  exact binomial interval for s successes in n trials,
 //                     [Beta^{-1}(a/2; s, n-s+1), Beta^{-1}(1-a/2; s+1, n-s)],
 //                     with 0 and 1 at the ends (s = 0 or s = n).
@@ -64,6 +66,22 @@ inline MeanInterval mean_interval(const std::vector<double>& values, double leve
   out.low = out.mean - half;
   out.high = out.mean + half;
   return out;
+}
+
+/// For a positive quantity (an error, a ratio): the geometric mean of the
+/// finite positive entries and the Student-t interval computed on their logs,
+/// mapped back by exp, so it never reaches zero or below; a skewed sample
+/// (one failed trial among good ones) widens it upward, not into negatives.
+/// Non-positive entries are left out like non-finite ones.
+inline MeanInterval positive_interval(const std::vector<double>& values, double level = 0.95) {
+  std::vector<double> logs;
+  for (double v : values)
+    if (std::isfinite(v) && v > 0) logs.push_back(std::log(v));
+  MeanInterval m = mean_interval(logs, level);
+  m.mean = std::exp(m.mean);
+  m.low = std::exp(m.low);
+  m.high = std::exp(m.high);
+  return m;
 }
 
 struct ProportionInterval {

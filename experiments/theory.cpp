@@ -280,7 +280,7 @@ int theory(cli::Args& args) {
     data = "$d << EOD\n";
     bool tangent_any = false;
     for (const auto& pt : points) {
-      const auto ci = exp::mean_interval(pt.y);
+      const auto ci = exp::positive_interval(pt.y);  // a ratio: geometric mean, interval on the log scale
       const auto dt = exp::mean_interval(pt.tangent), dh = exp::mean_interval(pt.x), dT = exp::mean_interval(pt.pred);
       std::printf("%8g %12.4g %12.4g %12.4g %14.4g %14.4g %14.4g\n", pt.value, ci.mean, ci.low, ci.high, dt.mean,
                   dT.mean, dh.mean);
@@ -300,7 +300,7 @@ int theory(cli::Args& args) {
               std::string(tangent_any ? "set y2tics\nset logscale y2\nset y2label 'GRIP constants (right axis)'\n"
                              "set key outside bottom center horizontal\n"
                            : "") +
-              "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA floor ratio (mean, 95% CI over trials)', "
+              "plot $d using 1:2:3:4 with yerrorlines pt 7 lw 2 title 'CoLoRA floor ratio (geometric mean, 95% CI over trials)', "
               "1 with lines dt 2 lw 2 title 'oracle floor (ratio 1)', " +
               fmt(ro.floor_factor) + " with lines dt 3 lw 1 title 'verdict threshold'" +
               (tangent_any ? ", $d using 1:5 axes x1y2 with linespoints pt 5 lw 2 title 'delta\\_shared (right)', "

@@ -895,6 +895,17 @@ TEST_CASE("guarantee_report verdict on constructed histories: holds, fails, unde
   CHECK_FALSE(slow.rate_ok);
   CHECK(slow.verdict == colora::Verdict::Fails);
   CHECK(slow.verdict_text.find("above predicted") != std::string::npos);
+  // A run whose 3-point interval straddles 1 defers to the twin (and says so).
+  {
+    std::vector<colora::IterationRecord> h = history(0.5, 2);
+    h[1].dist_a = h[1].dist_b = 0.1;  // 0.5, 0.1, 0.125: a noisy phase, wide interval
+    const auto wide = colora::guarantee_report(pb, g.rank, h, good, ro);
+    REQUIRE(wide.rate.status == colora::RateFitStatus::Fitted);
+    CHECK(wide.rate.rho_upper > 1.0);
+    CHECK(wide.rate_source == "noiseless twin");
+    CHECK(wide.verdict_text.find("straddles 1") != std::string::npos);
+    CHECK(wide.verdict == colora::Verdict::Holds);
+  }
   // Not contracting at all: fails.
   const auto flat = colora::guarantee_report(pb, g.rank, history(1.2, 8), good, ro);
   CHECK(flat.verdict == colora::Verdict::Fails);

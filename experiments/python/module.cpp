@@ -54,6 +54,13 @@ long long int_option(const py::handle& v, const std::string& key) {
   return v.cast<long long>();
 }
 
+/// The option "seed": an int >= 0 (ValueError otherwise).
+std::uint64_t seed_option(const py::handle& v) {
+  const long long s = int_option(v, "seed");
+  if (s < 0) throw std::invalid_argument("option 'seed' must be >= 0, got " + std::to_string(s));
+  return std::uint64_t(s);
+}
+
 double float_option(const py::handle& v, const std::string& key) {
   if (py::isinstance<py::bool_>(v) || !(py::isinstance<py::float_>(v) || py::isinstance<py::int_>(v)))
     type_error("option '" + key + "' must be a number, got " + type_name(v));
@@ -116,11 +123,9 @@ BaselineOptions baseline_options(const py::dict& options) {
       o.gd_step = float_option(v, key);
     else if (key == "threads")
       o.num_threads = checked_int(int_option(v, key), key);
-    else if (key == "seed") {
-      const long long s = int_option(v, key);
-      if (s < 0) throw std::invalid_argument("option 'seed' must be >= 0, got " + std::to_string(s));
-      o.seed = std::uint64_t(s);
-    } else if (key == "track_truth")
+    else if (key == "seed")
+      o.seed = seed_option(v);
+    else if (key == "track_truth")
       o.track_truth = v.cast<bool>();
     else if (key == "participation")
       o.participation = float_option(v, key);
@@ -233,11 +238,8 @@ PYBIND11_MODULE(_core, m) {
           else if (key == "theta_b") g.theta_b = float_option(v, key);
           else if (key == "input_condition") g.input_condition = float_option(v, key);
           else if (key == "random_base") g.random_base = v.cast<bool>();
-          else if (key == "seed") {
-            const long long s = int_option(v, key);
-            if (s < 0) throw std::invalid_argument("option 'seed' must be >= 0, got " + std::to_string(s));
-            g.seed = std::uint64_t(s);
-          } else if (key == "threads") g.num_threads = checked_int(int_option(v, key), key);
+          else if (key == "seed") g.seed = seed_option(v);
+          else if (key == "threads") g.num_threads = checked_int(int_option(v, key), key);
           else type_error("unexpected option '" + key + "'");
         }
         g.validate();

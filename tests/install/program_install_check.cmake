@@ -2,12 +2,8 @@
 # scratch prefix; the installed colora runs, and nn-digits finds the installed
 # data next to it (<prefix>/share/colora/digits.csv), or in COLORA_DATA_DIR
 # when that is set. Variables: BUILD_DIR, SCRATCH.
-file(REMOVE_RECURSE "${SCRATCH}")
-execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --component program --prefix "${SCRATCH}"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "cmake --install --component program failed (${rc}):\n${out}\n${err}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/install_component.cmake")
+colora_install_component(program)
 set(exe "${SCRATCH}/bin/colora")
 foreach(f "${exe}" "${SCRATCH}/share/colora/digits.csv" "${SCRATCH}/share/colora/README.md")
   if(NOT EXISTS "${f}")

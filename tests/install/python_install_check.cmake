@@ -2,12 +2,8 @@
 # scratch prefix, then `import colora` from there (not from the build tree) and
 # one small fit. Variables: BUILD_DIR, SCRATCH, PYTHON, INSTALL_DIR (the
 # package directory relative to the prefix, COLORA_PYTHON_INSTALL_DIR).
-file(REMOVE_RECURSE "${SCRATCH}")
-execute_process(COMMAND ${CMAKE_COMMAND} --install "${BUILD_DIR}" --component python --prefix "${SCRATCH}"
-                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-if(NOT rc EQUAL 0)
-  message(FATAL_ERROR "cmake --install --component python failed (${rc}):\n${out}\n${err}")
-endif()
+include("${CMAKE_CURRENT_LIST_DIR}/install_component.cmake")
+colora_install_component(python)
 set(pkg "${SCRATCH}/${INSTALL_DIR}")
 if(NOT EXISTS "${pkg}/colora/__init__.py")
   message(FATAL_ERROR "the install put no colora/__init__.py under ${pkg}")

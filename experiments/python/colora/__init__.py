@@ -129,6 +129,14 @@ def read_peft_adapter(directory, dtype="float64"):
     return _core.read_peft_adapter(str(directory), str(_np.dtype(dtype)))
 
 
+def _check_task(task, num_tasks):
+    """TypeError unless ``task`` is an int, IndexError unless 0 <= task < num_tasks."""
+    if not isinstance(task, (int, _np.integer)) or isinstance(task, bool):
+        raise TypeError("task must be an int, got %s" % type(task).__name__)
+    if not 0 <= task < num_tasks:
+        raise IndexError("task %d is out of range [0, %d)" % (task, num_tasks))
+
+
 def _lora_pair(D):
     """An exact LoRA pair (A, B) with B @ A = D for a dense update (rank min(in, out))."""
     out_dim, in_dim = D.shape
@@ -185,10 +193,7 @@ class BaselineResult:
         return self.V[0] if len(self.V) == 1 else self.V[task]
 
     def _check_task(self, task):
-        if not isinstance(task, (int, _np.integer)) or isinstance(task, bool):
-            raise TypeError("task must be an int, got %s" % type(task).__name__)
-        if not 0 <= task < self.num_tasks:
-            raise IndexError("task %d is out of range [0, %d)" % (task, self.num_tasks))
+        _check_task(task, self.num_tasks)
 
     def weight(self, task):
         """W_i (q x p, dense)."""
@@ -350,10 +355,7 @@ class CoLoRA:
             raise RuntimeError("this CoLoRA estimator is not fitted yet: call fit() first")
 
     def _check_task(self, task):
-        if not isinstance(task, (int, _np.integer)) or isinstance(task, bool):
-            raise TypeError("task must be an int, got %s" % type(task).__name__)
-        if not 0 <= task < len(self.cores_):
-            raise IndexError("task %d is out of range [0, %d)" % (task, len(self.cores_)))
+        _check_task(task, len(self.cores_))
 
     def weight(self, task):
         """W_i = W_0 + B S_i A (q x p, dense)."""

@@ -25,7 +25,8 @@
 //    (1000 eps(Scalar))^2 mean_i ||Delta_i*||_F^2 is added to the reference
 //    so that noiseless runs (oracle floor 0) get a finite ratio.
 //  * verdict: the rate used is the noisy run's when its linear phase is
-//    resolvable, else the twin's. The rate holds when its upper confidence
+//    resolvable and its interval decides (below 1, or not below 1), else the
+//    twin's. The rate holds when its upper confidence
 //    bound is < 1 and its interval reaches the prediction's interval or
 //    lies below it (lower bound <= rho_predicted's upper bound; < 1 alone
 //    when no prediction is available). Holds when the rate holds and the
@@ -396,10 +397,15 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
   // Verdict: measured, never assumed.
   rep.floor_factor = opt.floor_factor;
   auto fitted = [](const RateFit& f) { return f.status == RateFitStatus::Fitted && std::isfinite(f.rho_upper); };
-  if (fitted(rep.rate)) {
+  // The run's rate decides when its interval does (it lies below 1, or not
+  // below 1); an interval that straddles 1 (a short linear phase) defers to
+  // the twin when the twin has a rate.
+  const bool run_decides = fitted(rep.rate) && (rep.rate.rho_upper < 1.0 || rep.rate.rho_lower >= 1.0);
+  const bool twin_fitted = rep.twin_ok && fitted(rep.rate_noiseless);
+  if (run_decides || (fitted(rep.rate) && !twin_fitted)) {
     rep.rate_source = "run";
     rep.rate_used = rep.rate;
-  } else if (rep.twin_ok && fitted(rep.rate_noiseless)) {
+  } else if (twin_fitted) {
     rep.rate_source = "noiseless twin";
     rep.rate_used = rep.rate_noiseless;
   }
@@ -425,7 +431,11 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
   auto interval = [&](double v, double lo, double hi) { return fmt(v) + " [" + fmt(lo) + ", " + fmt(hi) + "]"; };
   std::string rate_part;
   if (rate_known) {
-    rate_part = "rho = " + interval(ru.rho, ru.rho_lower, ru.rho_upper) + " (" + rep.rate_source + ")";
+    rate_part = "rho = " + interval(ru.rho, ru.rho_lower, ru.rho_upper) + " (" + rep.rate_source;
+    if (rep.rate_source == "noiseless twin" && fitted(rep.rate))
+      rate_part += "; the run's interval " + interval(rep.rate.rho, rep.rate.rho_lower, rep.rate.rho_upper) +
+                   " straddles 1";
+    rate_part += ")";
     if (!below_one)
       rate_part += " not < 1";
     else if (!predicted)

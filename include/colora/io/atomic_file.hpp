@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -113,6 +114,16 @@ inline void remove_stale_temporaries(const std::string& dir) {
 inline bool sync_fd(int fd) {
   if (::fsync(fd) == 0) return true;
   return errno == EINVAL || errno == EROFS || errno == ENOTSUP || errno == EOPNOTSUPP;
+}
+
+/// Creates `dir` and its parents; std::runtime_error
+/// "<where>: '<dir>': cannot create the directory: <reason>" when it cannot
+/// (every writer of a directory of files uses this one).
+inline void create_directory(const std::string& dir, const char* where) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec || !std::filesystem::is_directory(dir))
+    throw std::runtime_error(std::string(where) + ": '" + dir + "': cannot create the directory: " + ec.message());
 }
 
 }  // namespace detail

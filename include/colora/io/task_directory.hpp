@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "colora/core/errors.hpp"
+#include "colora/io/atomic_file.hpp"
 #include "colora/io/npy.hpp"
 #include "colora/regression/data.hpp"
 
@@ -251,9 +252,7 @@ void save_regression_directory(const std::string& dir_name, const RegressionProb
   const char* where = "colora::io::save_regression_directory";
   pb.validate(where);
   const fs::path dir(dir_name);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) detail::dir_fail(where, dir, "cannot create the directory: " + ec.message());
+  detail::create_directory(dir.string(), where);
 
   std::set<std::string> written;
   auto put = [&](const std::string& file, const Matrix<Scalar>& m) {
@@ -273,6 +272,7 @@ void save_regression_directory(const std::string& dir_name, const RegressionProb
 
   // Remove stale layout files so the directory reads back as exactly pb.
   std::vector<fs::path> stale;
+  std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string file = it->path().filename().string();
     detail::TaskFileSet probe;
@@ -315,9 +315,7 @@ void save_matrices(const std::string& dir_name, const std::vector<std::pair<std:
     colora::detail::require(seen.insert(name).second, where, "matrix ", j, ": name '", name, "' is used twice");
   }
   const fs::path dir(dir_name);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) detail::dir_fail(where, dir, "cannot create the directory: " + ec.message());
+  detail::create_directory(dir.string(), where);
   for (const auto& nm : named) write_npy((dir / (nm.first + ".npy")).string(), nm.second, order);
 }
 

@@ -27,6 +27,7 @@
 #include <utility>
 #include <vector>
 
+#include "colora/io/atomic_file.hpp"
 #include "colora/io/json.hpp"
 #include "colora/io/safetensors.hpp"
 #include "colora/nn/models.hpp"
@@ -156,13 +157,6 @@ inline void check_module_names(const std::vector<std::string>& names, const char
 
 inline std::string json_number(double x) { return colora::detail::concat(x); }
 
-inline void make_directory(const std::string& dir, const char* where) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec || !std::filesystem::is_directory(dir))
-    throw std::runtime_error(std::string(where) + ": '" + dir + "': cannot create the directory: " + ec.message());
-}
-
 }  // namespace detail
 
 /// Every Linear of `model` that carries an adapter, in visit order, named by
@@ -288,7 +282,7 @@ void write_peft_adapter(const std::string& dir, const std::vector<LoraPair<S>>& 
     tensors.push_back(io::safetensors_tensor<S>(kPeftPrefix + m.module + ".lora_B.weight", m.B));
   }
   detail::check_module_names(names, where);
-  detail::make_directory(dir, where);
+  io::detail::create_directory(dir, where);
   io::write_safetensors(dir + "/adapter_model.safetensors", tensors, {{"format", "pt"}});
   io::write_text_atomically(dir + "/adapter_config.json", peft_config_json(modules, opt));
 }
@@ -338,7 +332,7 @@ void write_colora_factors(const std::vector<PeftTarget<S>>& targets, const std::
   for (const auto& n : names) list += (list.empty() ? "" : ",") + n;
   meta["modules"] = list;
   meta["users"] = std::to_string(users);
-  detail::make_directory(dir, where);
+  io::detail::create_directory(dir, where);
   io::write_safetensors(dir + "/colora_shared.safetensors", shared, meta);
   io::write_safetensors(dir + "/colora_cores.safetensors", personal, meta);
 }
