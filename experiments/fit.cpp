@@ -22,7 +22,7 @@
 #include <vector>
 
 #include <colora/core/errors.hpp>  // before methods.hpp: core/subspace.hpp uses detail::require
-#include <colora/diagnostics/rate_check.hpp>
+#include <colora/diagnostics/measured_rate.hpp>
 
 #include "commands.hpp"
 #include "methods.hpp"

@@ -671,7 +671,7 @@ TEST_CASE("guarantee_report: bad input names the function and the field") {
 }
 
 // ---------------------------------------------------------------------------
-// Rate check (diagnostics/rate_check.hpp): the noiseless twin, the predicted
+// Rate check (diagnostics/measured_rate.hpp, predicted_rate.hpp): the noiseless twin, the predicted
 // rate against a dense Jacobian, the verdict on constructed histories.
 
 namespace {

@@ -10,6 +10,7 @@
 #include "colora/diagnostics/grip.hpp"
 #include "colora/diagnostics/tangent_grip.hpp"
 #include "colora/diagnostics/convergence_rate.hpp"
-#include "colora/diagnostics/rate_check.hpp"
+#include "colora/diagnostics/measured_rate.hpp"
+#include "colora/diagnostics/predicted_rate.hpp"
 #include "colora/diagnostics/task_structure.hpp"
 #include "colora/diagnostics/guarantee_report.hpp"

@@ -1,4 +1,8 @@
-// Guarantee report of one run (docs/theory.md, "Guarantee report"): the
+// Guarantee report of one run (docs/theory.md, "Guarantee report"). One file
+// of about 490 lines on purpose: the report, its rows, the one function that
+// fills them and the verdict are read together; the pieces it combines live
+// in their own headers (grip, tangent_grip, measured_rate, predicted_rate,
+// convergence_rate, oracle_floor, task_structure). The
 // measured counterpart of the "guarantee check" of the alternating-minimization
 // literature,
 //     rho < 1  and  the error floor within a small factor of the oracle floor,
@@ -12,9 +16,9 @@
 //    lower bound (search).
 //  * rho_measured: fit_contraction_rate on the run's history of
 //    max(dist_a, dist_b); rho_measured_noiseless: the same solver from the
-//    same start on the noiseless twin, to its fixed point (rate_check.hpp);
+//    same start on the noiseless twin, to its fixed point (measured_rate.hpp);
 //    rho_predicted: the spectral radius of the iteration map's Jacobian at
-//    the twin's fixed point (rate_check.hpp).
+//    the twin's fixed point (predicted_rate.hpp).
 //  * floor: final mean_i ||B S_i A - B_i* S_i* A_i*||_F^2 against the oracle
 //    floor mean_i E||S_hat_i - S_i*||_F^2 of the least-squares core with A*, B*
 //    known: (M1, Sigma = I) sigma^2 r^2 / (n_i - r - 1); (M2, Gaussian M_ij)
@@ -48,7 +52,8 @@
 #include "colora/diagnostics/convergence_rate.hpp"
 #include "colora/diagnostics/grip.hpp"
 #include "colora/diagnostics/oracle_floor.hpp"
-#include "colora/diagnostics/rate_check.hpp"
+#include "colora/diagnostics/measured_rate.hpp"
+#include "colora/diagnostics/predicted_rate.hpp"
 #include "colora/diagnostics/tangent_grip.hpp"
 #include "colora/regression/recovery_metrics.hpp"
 #include "colora/diagnostics/task_structure.hpp"
@@ -73,7 +78,7 @@ struct GuaranteeReportOptions {
   /// solver.rank == 0 (the default) the report's rank argument, `core` and
   /// `num_threads` are used with the solver's default settings.
   SolverOptions solver;
-  bool rate_check = true;  ///< run the noiseless twin and predict the rate (rate_check.hpp)
+  bool rate_check = true;  ///< run the noiseless twin and predict the rate (measured_rate.hpp, predicted_rate.hpp)
   TwinOptions twin;        ///< the twin run and the fit of its rate (its confidence is overridden)
   LinearizationOptions linearization;
 

@@ -267,7 +267,7 @@ void regauge_a(const Matrix<Scalar>& G, CoreKind core, Matrix<Scalar>& A, std::v
 /// fitted for (A, B): the B-step and its re-gauge (skipped with `fixed_b`,
 /// q < r), the A-step from the warm start A^T and its re-gauge, the S-step.
 /// The Solver's iteration and the diagnostics' map of the iteration
-/// (diagnostics/rate_check.hpp) are this function. False when a solve failed
+/// (diagnostics/predicted_rate.hpp) are this function. False when a solve failed
 /// (the factors are then as the failing step left them); `ast` receives the
 /// A-step's statistics.
 template <class Model>
