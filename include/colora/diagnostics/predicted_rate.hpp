@@ -167,11 +167,13 @@ struct ArnoldiRadius {
 };
 
 /// The largest-modulus Ritz value of the leading j x j block of H and its residual.
-inline ArnoldiRadius leading_ritz(const Matrix<double>& H, int j) {
+/// (A template, like arnoldi_radius, so that only a caller compiles it.)
+template <class Real>
+ArnoldiRadius leading_ritz(const Matrix<Real>& H, int j) {
   ArnoldiRadius res;
   res.steps = j;
-  const Matrix<double> Hm = H.topLeftCorner(j, j);
-  Eigen::EigenSolver<Matrix<double>> es(Hm);
+  const Matrix<Real> Hm = H.topLeftCorner(j, j);
+  Eigen::EigenSolver<Matrix<Real>> es(Hm);
   if (es.info() != Eigen::Success) return res;
   const auto ev = es.eigenvalues();
   Index best = 0;

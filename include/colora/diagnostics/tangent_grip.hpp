@@ -174,7 +174,7 @@ TangentGrip regression_tangent_grip(const RegressionProblem<Scalar>& pb, const M
   }
   const Matrix<double> WA = detail::tangent_whitener(NA), WB = detail::tangent_whitener(NB);
 
-  detail::TangentModel md;
+  detail::TangentModel<double> md;
   md.k = k;
   md.r = r;
   md.m = m;
@@ -265,7 +265,7 @@ TangentGrip regression_tangent_grip(const RegressionProblem<Scalar>& pb, const M
   if (nf > 0) {
     const double dmin = md.Q0.diagonal().minCoeff(), dmax = md.Q0.diagonal().maxCoeff();
     {
-      detail::TangentPencil pen(md, false, +1);
+      detail::TangentPencil<double> pen(md, false, +1);
       const auto b = detail::tangent_extreme(pen, 0.0, dmin, tol, abs_floor, 1);
       sh_min_lo = b.lo;
       sh_min_hi = b.hi;
@@ -273,7 +273,7 @@ TangentGrip regression_tangent_grip(const RegressionProblem<Scalar>& pb, const M
       all_converged = all_converged && b.converged;
     }
     {
-      detail::TangentPencil pen(md, false, -1);
+      detail::TangentPencil<double> pen(md, false, -1);
       const auto b = detail::tangent_extreme(pen, -ub, -dmax, tol, abs_floor, 2);
       sh_max_lo = -b.hi;
       sh_max_hi = -b.lo;
@@ -281,7 +281,7 @@ TangentGrip regression_tangent_grip(const RegressionProblem<Scalar>& pb, const M
       all_converged = all_converged && b.converged;
     }
     {
-      detail::TangentPencil pen(md, true, +1);
+      detail::TangentPencil<double> pen(md, true, +1);
       const auto b = detail::tangent_extreme(pen, 0.0, std::min(md.mu_min, sh_min_hi), tol, abs_floor, 3);
       f_min_lo = b.lo;
       f_min_hi = b.hi;
@@ -289,7 +289,7 @@ TangentGrip regression_tangent_grip(const RegressionProblem<Scalar>& pb, const M
       all_converged = all_converged && b.converged;
     }
     {
-      detail::TangentPencil pen(md, true, -1);
+      detail::TangentPencil<double> pen(md, true, -1);
       const auto b = detail::tangent_extreme(pen, -ub, -std::max(md.mu_max, sh_max_lo), tol, abs_floor, 4);
       f_max_lo = -b.hi;
       f_max_hi = -b.lo;
