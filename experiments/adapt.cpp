@@ -8,8 +8,10 @@
 // n_new = n, so the curves are nested) and its own held-out test set.
 //
 //   colora : shared A, B fitted on the k tasks; new core S by colora::adapt_core
-//   fedrep : shared A fitted on the k tasks (fit_fedrep); new head H by least squares
-//   local  : W fitted from the new task's n samples alone (minimum-norm if n < p)
+//   fedrep : shared A fitted on the k tasks (fit_fedrep); new head H by ridge regression
+//   local  : W fitted from the new task's n samples alone (ridge regression)
+// Every new-task fit uses the relative ridge --ridge (exp::relative_ridge;
+// docs/baselines.md, "The new tasks' ridge").
 //   global : the pooled W of the k tasks, used as is (nothing to adapt)
 //
 // Output: DIR/adapt.csv (method,n_new,trial_count,mean_test_mse,ci_low,ci_high;
@@ -29,6 +31,7 @@ namespace colora {
 namespace cmd {
 
 int adapt(cli::Args& args) {
+  if (args.given("model")) return adapt_model(args);  // the user's own new tasks (adapt_model.cpp)
   GeneratorOptions g = exp::read_generator_flags(args, exp::reference_problem());
   const Index new_tasks = Index(args.integer("new-tasks", 50, "new (held-out) tasks per trial", 1, 1000000));
   const Index trials = Index(args.integer("trials", 1, "trials: independent sets of new tasks", 1, 100000));
@@ -42,6 +45,10 @@ int adapt(cli::Args& args) {
   opts.seed = g.seed;
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   g.num_threads = opts.num_threads;
+  const double ridge = args.real("ridge", 1e-2,
+                                 "ridge of the new tasks' fits, relative to the mean eigenvalue of their Gram "
+                                 "matrix (X A^T for colora and fedrep, X for local; 0 = least squares)",
+                                 0, 1e12);
   const std::string out_dir = args.str("out", "results/adapt", "output directory");
   if (args.finish()) return 0;
 
@@ -99,7 +106,6 @@ int adapt(cli::Args& args) {
   std::vector<std::vector<std::vector<double>>> mse(nm, std::vector<std::vector<double>>(ns, std::vector<double>(
                                                                                                  size_t(units))));
   std::fprintf(stderr, "adapt: adapting %lld new tasks at %zu sample sizes ...\n", (long long)units, ns);
-  const double lambda = opts.lambda;
   detail::parallel_for_tasks(units, opts.num_threads, [&](Index j) {
     const auto& t = full.tasks[size_t(k + j)];
     const double test_count = double(t.X_test.rows() * t.Y_test.cols());
@@ -113,15 +119,17 @@ int adapt(cli::Args& args) {
       for (size_t m = 0; m < nm; ++m) {
         Matrix<double> pred;
         if (methods[m] == "colora") {
+          const double lambda = exp::relative_ridge(Matrix<double>(X * A_col.transpose()), ridge);
           const Matrix<double> S = adapt_core(A_col, B_col, full.W0, X, Y, lambda, opts.core);
           pred = ((t.X_test * A_col.transpose()) * S.transpose()) * B_col.transpose();
         } else if (methods[m] == "fedrep") {
           Matrix<double> Ht;  // r x q
-          detail::ridge_least_squares<double>(Matrix<double>(X * A_rep.transpose()), R, lambda, Ht);
+          const Matrix<double> Z = X * A_rep.transpose();
+          detail::ridge_least_squares<double>(Z, R, exp::relative_ridge(Z, ridge), Ht);
           pred = (t.X_test * A_rep.transpose()) * Ht;
         } else if (methods[m] == "local") {
           Matrix<double> Wt;  // p x q
-          detail::ridge_least_squares<double>(X, R, lambda, Wt);
+          detail::ridge_least_squares<double>(X, R, exp::relative_ridge(X, ridge), Wt);
           pred = t.X_test * Wt;
         } else {
           pred = t.X_test * W_glob.transpose();

@@ -48,6 +48,8 @@ class Args {
   }
 
   bool help_requested() const { return help_; }
+  /// Whether --name was given (declared or not).
+  bool given(const std::string& name) const { return given_.count(name) != 0; }
   const std::string& command() const { return command_; }
 
   std::string str(const std::string& name, const std::string& def, const std::string& help) {

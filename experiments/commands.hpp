@@ -20,6 +20,9 @@ int sweep(cli::Args& args);
 int phase(cli::Args& args);
 int fit(cli::Args& args);
 int adapt(cli::Args& args);
+int adapt_model(cli::Args& args);  ///< colora adapt --model DIR --data DIR
+int predict(cli::Args& args);
+int generate(cli::Args& args);
 int nn_teacher(cli::Args& args);
 int nn_digits(cli::Args& args);
 
@@ -35,8 +38,12 @@ inline const Command* commands(size_t& count) {
       {"phase", "probability of exact recovery on a samples x tasks grid (Clopper-Pearson intervals), heat map",
        &phase},
       {"fit", "bring your own data: fit a method to a directory of .npy task files, write the estimates", &fit},
-      {"adapt", "new tasks with few samples on a fitted shared part: test MSE against n_new per method, 95% CIs",
+      {"predict", "predictions of a fitted model (colora fit's model/) for new inputs of its tasks", &predict},
+      {"adapt",
+       "new tasks with few samples on a fitted shared part: test MSE against n_new per method, 95% CIs; with "
+       "--model DIR --data DIR: fit your new tasks' cores on a fitted model",
        &adapt},
+      {"generate", "write a planted problem as a data directory for colora fit (and its truth)", &generate},
       {"nn-teacher",
        "networks: a planted teacher per task on a frozen base; every adapter's test loss and subspace distance",
        &nn_teacher},

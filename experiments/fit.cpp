@@ -30,16 +30,64 @@
 // otherwise find colora::io::detail, which task_directory.hpp opens.
 #include <colora/io/task_directory.hpp>
 #include <colora/nn/peft.hpp>
+#include <colora/baselines/rank_selection.hpp>
+
+#include "model_dir.hpp"
+#include "plot.hpp"
 
 namespace colora {
 namespace cmd {
+
+namespace {
+
+/// rank_cv.csv (rank, cv_mse, cv_se, failed_fits, chosen) and its plot.
+void write_rank_cv(const std::string& out_dir, const std::string& method, const RankSelection& sel,
+                   const std::string& rule) {
+  io::CsvTable t({"rank", "cv_mse", "cv_se", "folds", "failed_fits", "chosen"});
+  for (size_t j = 0; j < sel.ranks.size(); ++j)
+    t.row() << (long long)sel.ranks[j] << sel.cv_mse[j] << sel.cv_se[j] << (long long)sel.folds
+            << (long long)sel.failed_fits[j] << (long long)(sel.ranks[j] == sel.chosen_rank);
+  t.write(out_dir + "/rank_cv.csv");
+  const std::string csv = plot::quote_path(out_dir + "/rank_cv.csv");
+  const std::string script =
+      "set datafile separator ','\nset logscale y\nset grid\nset key outside right top\n"
+      "set xlabel 'rank r'\nset ylabel 'held-out MSE (mean over folds, +- 1 standard error)'\n"
+      "set xrange [0.5:" + std::to_string(sel.ranks.back()) + ".5]\n"
+      "set title " + plot::quote(method + ": " + std::to_string(sel.folds) + "-fold cross-validation of the rank, " +
+                                 rule + " rule: r = " + std::to_string(sel.chosen_rank)) + "\n"
+      "plot " + csv + " using 1:2:3 every ::1 with yerrorlines lw 2 pt 7 lc rgb '#1b9e77' title 'CV error', " +
+      csv + " using 1:($6 > 0 ? $2 : 1/0) every ::1 with points pt 6 ps 3 lw 2 lc rgb '#d95f02' title 'chosen rank'\n";
+  plot::render_png(out_dir + "/rank_cv.png", script);
+}
+
+}  // namespace
 
 int fit(cli::Args& args) {
   const std::string data =
       args.str("data", "", "directory with X_<i>.npy, Y_<i>.npy [, W0.npy, X_test_<i>.npy, Y_test_<i>.npy] (required)");
   const std::string method_name = args.str("method", "colora", "method to fit (one name of colora recovery --methods)");
-  const long long rank = args.integer("rank", 0, "rank r (required, except for local and global)", 0, 10000);
-  BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, Index(rank)));
+  const std::string rank_flag =
+      args.str("rank", "", "rank r, or auto (K-fold cross-validation over --rank-grid; required, except for local "
+                           "and global)");
+  const bool rank_auto = rank_flag == "auto";
+  long long rank = 0;
+  if (!rank_flag.empty() && !rank_auto && !args.help_requested()) {
+    size_t used = 0;
+    try {
+      rank = std::stoll(rank_flag, &used);
+    } catch (...) {
+      used = 0;
+    }
+    if (used != rank_flag.size() || rank < 1 || rank > 10000)
+      throw cli::UsageError("flag --rank: '" + rank_flag + "' is neither a rank in [1, 10000] nor auto");
+  }
+  const auto rank_grid = args.integers("rank-grid", "1,2,3,4,5,6,7,8,9,10,11,12",
+                                       "--rank auto: candidate ranks (those above min(p, q) are dropped)", 1, 10000);
+  const int cv_folds = int(args.integer("cv-folds", 5, "--rank auto: folds K of the cross-validation", 2, 1000));
+  const std::string cv_rule =
+      args.choice("cv-rule", "one-se", {"one-se", "min"},
+                  "--rank auto: the smallest rank within one standard error of the best, or the best");
+  BaselineOptions opts = exp::read_baseline_flags(args, exp::read_solver_flags(args, Index(std::max(rank, 1LL))));
   opts.seed = std::uint64_t(args.integer("seed", 1, "seed of random initialization", 0));
   opts.num_threads = int(args.integer("threads", 0, "threads (0 = all)", 0, 1024));
   const std::string out_dir = args.str("out", "results/fit", "output directory");
@@ -54,13 +102,40 @@ int fit(cli::Args& args) {
   if (methods.size() != 1) throw cli::UsageError("--method takes one method, got '" + method_name + "'");
   const std::string method = methods[0];
   const bool needs_rank = exp::method_needs_rank(method);  // the full-rank methods (local, global) ignore r
-  if (needs_rank && rank < 1) throw cli::UsageError("--rank r is required (a positive integer)");
+  if (needs_rank && rank < 1 && !rank_auto) throw cli::UsageError("--rank r is required (a positive integer or auto)");
+  if (!needs_rank && rank_auto)
+    throw cli::UsageError("--rank auto: method " + method + " is full-rank (it has no rank to choose)");
   if (!needs_rank && rank < 1) opts.rank = 1;
   if (method == "oracle")
     throw cli::UsageError("--method oracle needs the planted truth, which a data directory does not have");
 
   const RegressionProblem<double> pb = io::load_regression_directory<double>(data);
   const Index k = pb.num_tasks(), p = pb.input_dim(), q = pb.output_dim();
+  RankSelection selection;
+  if (rank_auto) {
+    RankSelectionOptions cv;
+    const Index max_rank = exp::supports_wide_rank(method) ? p : std::min(p, q);
+    for (long long r : rank_grid)
+      if (r <= max_rank) cv.ranks.push_back(Index(r));
+    if (cv.ranks.empty())
+      throw cli::UsageError("flag --rank-grid: every rank exceeds " + std::to_string(max_rank) +
+                            " (the largest rank method " + method + " can fit here)");
+    cv.folds = cv_folds;
+    cv.seed = opts.seed;
+    cv.one_standard_error = cv_rule == "one-se";
+    std::fprintf(stderr, "fit: --rank auto: %d-fold cross-validation of %s over %zu ranks (%zu fits) ...\n",
+                 cv_folds, method.c_str(), cv.ranks.size(), cv.ranks.size() * size_t(cv_folds));
+    selection = exp::select_rank(method, pb, opts, cv);
+    rank = (long long)selection.chosen_rank;
+    opts.rank = selection.chosen_rank;
+    std::filesystem::create_directories(out_dir);
+    write_rank_cv(out_dir, method, selection, cv_rule);
+    if (selection.at_grid_edge)
+      std::fprintf(stderr,
+                   "fit: warning: --rank auto chose %lld, the largest rank of the grid: the CV error may still fall "
+                   "beyond it (extend --rank-grid)\n",
+                   rank);
+  }
   if (needs_rank) exp::methods_for_rank({method}, {method}, p, q, rank, "fit");
   std::fprintf(stderr, "fit: %s on %s: k=%lld tasks, p=%lld, q=%lld, %lld training samples, rank %lld\n",
                method.c_str(), data.c_str(), (long long)k, (long long)p, (long long)q, (long long)pb.total_samples(),
@@ -97,6 +172,8 @@ int fit(cli::Args& args) {
   std::filesystem::create_directories(out_dir);
   const bool write_factors = !files.empty() && (!failed || write_failed);
   if (write_factors && format == "npy") io::save_matrices(out_dir, files);
+  // The model directory predict and adapt read (model_dir.hpp).
+  if (write_factors && have_estimate) exp::write_model(out_dir + "/model", method, needs_rank ? Index(rank) : 0, p, q, est);
   if (write_factors && format == "safetensors") {
     io::write_safetensors<double>(out_dir + "/factors.safetensors", files,
                                   {{"format", "colora"}, {"method", method}, {"tasks", std::to_string(k)}});
@@ -132,12 +209,14 @@ int fit(cli::Args& args) {
   const double train_mse = train_cnt > 0 ? train_se / train_cnt : std::numeric_limits<double>::quiet_NaN();
   io::CsvTable summary({"method", "tasks", "p", "q", "rank", "objective", "iterations", "status", "stop_reason",
                         "train_mse", "test_mse", "seconds", "rho_objective_gap", "rho_objective_gap_low",
-                        "rho_objective_gap_high"});
+                        "rho_objective_gap_high", "rank_selection"});
   // No truth here: the rate of the objective gap f_t - f_final (docs/theory.md).
   const RateFit gap = objective_gap_rate(outcome.history);
   summary.row() << method << (long long)k << (long long)p << (long long)q << rank << objective << outcome.iterations
                 << to_string(outcome.status) << to_string(outcome.stop_reason) << train_mse << outcome.test_mse
-                << outcome.seconds << gap.rho << gap.rho_lower << gap.rho_upper;
+                << outcome.seconds << gap.rho << gap.rho_lower << gap.rho_upper
+                << (rank_auto ? "cv-" + std::to_string(cv_folds) + "-fold-" + cv_rule
+                              : std::string(needs_rank ? "given" : "none"));
   summary.write(out_dir + "/summary.csv");
 
   std::printf(
@@ -158,6 +237,12 @@ int fit(cli::Args& args) {
     for (const auto& f : est.shared) written += ", " + f.name + ".npy";
     for (const auto& f : est.personal) written += ", " + f.name + "_<i>.npy";
   }
+  if (rank_auto) {
+    std::printf("rank chosen by %d-fold cross-validation (%s rule): %lld (minimum CV error at rank %lld)\n", cv_folds,
+                cv_rule.c_str(), rank, (long long)selection.best_rank);
+    written += ", rank_cv.csv, rank_cv.png";
+  }
+  if (write_factors && have_estimate) written += ", model/";
   std::printf("wrote %s/report.csv, summary.csv%s\n", out_dir.c_str(), failed && !write_failed ? "" : written.c_str());
   if (failed) return 1;
   if (outcome.status == Status::MaxIterations) {

@@ -5,6 +5,7 @@
 #include "methods.hpp"
 
 #include <colora/baselines/baselines.hpp>
+#include <colora/baselines/rank_selection.hpp>
 
 #include <type_traits>
 #include <utility>
@@ -22,6 +23,11 @@ const std::vector<std::string>& wide_rank_methods() {
     return out;
   }();
   return m;
+}
+
+RankSelection select_rank(const std::string& method, const RegressionProblem<double>& pb,
+                          const BaselineOptions& options, const RankSelectionOptions& cv) {
+  return colora::select_rank(method, pb, options, cv);
 }
 
 bool method_needs_rank(const std::string& method) {

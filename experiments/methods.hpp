@@ -112,6 +112,13 @@ inline GeneratorOptions read_generator_flags(cli::Args& args, const GeneratorOpt
   return g;
 }
 
+/// The ridge of a new task's least-squares fit on features Z (n x d) that
+/// `alpha` means relative to: alpha times the mean eigenvalue of Z^T Z,
+/// alpha ||Z||_F^2 / d (colora adapt's --ridge; docs/baselines.md).
+inline double relative_ridge(const Matrix<double>& Z, double alpha) {
+  return Z.cols() > 0 ? alpha * Z.squaredNorm() / double(Z.cols()) : 0.0;
+}
+
 /// The solver flags shared by the methods.
 inline SolverOptions read_solver_flags(cli::Args& args, Index rank) {
   SolverOptions o;
@@ -295,6 +302,16 @@ void run_trials(const char* command, const std::string& banner, long runs, int t
                    failed, runs, consequence, first.c_str());
   }
 }
+
+}  // namespace exp
+struct RankSelectionOptions;
+struct RankSelection;
+namespace exp {
+
+/// colora::select_rank (colora/baselines/rank_selection.hpp) for `method`;
+/// defined in methods.cpp with the baselines it runs.
+RankSelection select_rank(const std::string& method, const RegressionProblem<double>& pb,
+                          const BaselineOptions& options, const RankSelectionOptions& cv);
 
 /// The guarantee report (docs/theory.md) of a finished colora run, for both
 /// measurement models; defined in methods.cpp for the same reason.

@@ -190,14 +190,15 @@ int theory(cli::Args& args) {
   struct Point {
     double value;
     std::vector<double> x, y, y2, y3;
-    std::vector<double> pred, pred_lo, pred_hi, tangent;
+    std::vector<double> pred, pred_lo, pred_hi;
+    std::vector<double> delta_shared, delta_tangent, delta_hat;  // floor-vs-tasks
   };
   long resolvable = 0, inside = 0, at_or_below = 0;  // rate experiments: predicted against the twin's measured rate
   double worst_gap = 0;                             // largest |predicted - measured| / predicted
   std::vector<Point> points;
   std::fprintf(stderr, "theory: %s, %zu values x %ld trials\n", experiment.c_str(), values.size(), trials);
   for (double v : values) {
-    Point pt{v, {}, {}, {}, {}, {}, {}, {}, {}};
+    Point pt{v, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     for (long t = 0; t < trials; ++t) {
       GeneratorOptions gi = g;
       SolverOptions oi = opts;
@@ -240,9 +241,9 @@ int theory(cli::Args& args) {
                   << r.delta_shared_low << r.delta_shared_high;
       if (experiment == "floor-vs-tasks") {
         pt.y.push_back(r.floor_ratio);
-        pt.tangent.push_back(r.delta_shared);
-        pt.pred.push_back(r.delta_tangent);
-        pt.x.push_back(r.delta_hat);
+        pt.delta_shared.push_back(r.delta_shared);
+        pt.delta_tangent.push_back(r.delta_tangent);
+        pt.delta_hat.push_back(r.delta_hat);
       }
       if (rate_experiment) {
         pt.y.push_back(measured ? tw.rho : std::numeric_limits<double>::quiet_NaN());
@@ -281,7 +282,8 @@ int theory(cli::Args& args) {
     bool tangent_any = false;
     for (const auto& pt : points) {
       const auto ci = exp::positive_interval(pt.y);  // a ratio: geometric mean, interval on the log scale
-      const auto dt = exp::mean_interval(pt.tangent), dh = exp::mean_interval(pt.x), dT = exp::mean_interval(pt.pred);
+      const auto dt = exp::mean_interval(pt.delta_shared), dh = exp::mean_interval(pt.delta_hat),
+                 dT = exp::mean_interval(pt.delta_tangent);
       std::printf("%8g %12.4g %12.4g %12.4g %14.4g %14.4g %14.4g\n", pt.value, ci.mean, ci.low, ci.high, dt.mean,
                   dT.mean, dh.mean);
       tangent_any = tangent_any || std::isfinite(dt.mean);

@@ -1,9 +1,11 @@
 // The baselines (include/colora/baselines, docs/baselines.md): each recovers
 // the planted truth of its own model noiselessly, the iterative ones behave
 // as documented (monotone objective, linear convergence, participation),
-// results do not depend on the thread count, bad input names the field.
+// results do not depend on the thread count, bad input names the field;
+// select_rank (cross-validation of the rank) picks the planted rank.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -482,4 +484,114 @@ TEST_CASE("fedrep-gd with 10% participation matches FedRep's linear simulation (
   // With one participant per round the stale-head order did not learn the
   // representation (mean 0.91 +- 0.12 over 10 seeds, docs/baselines.md); fresh heads do.
   CHECK(n10.first < 0.5);
+}
+
+// --- choosing the rank (colora/baselines/rank_selection.hpp, docs/baselines.md) ---
+
+namespace {
+
+template <class Scalar>
+colora::RegressionProblem<Scalar> rank_problem(colora::Index k, colora::Index n, double sigma, const std::string& name) {
+  colora::GeneratorOptions g;
+  g.tasks = k;
+  g.p = 12;
+  g.q = 10;
+  g.rank = 3;
+  g.samples = {n};
+  g.test_samples = 0;
+  g.sigma = sigma;
+  g.seed = colora_test::rng_for(name).next_u64();
+  return colora::generate_regression<Scalar>(g);
+}
+
+colora::BaselineOptions rank_fit_options() {
+  colora::BaselineOptions o;
+  o.max_iterations = 60;
+  o.num_threads = 1;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("select_rank: folds hold every training row out exactly once, single-sample tasks never") {
+  auto pb = rank_problem<double>(5, 13, 0.1, "select_rank folds");
+  pb.tasks[2].X = pb.tasks[2].X.topRows(1).eval();
+  pb.tasks[2].Y = pb.tasks[2].Y.topRows(1).eval();
+  const auto fold = colora::detail::assign_folds(pb, 4, 7);
+  REQUIRE(fold.size() == 5);
+  for (colora::Index i = 0; i < 5; ++i) {
+    CAPTURE(i);
+    std::vector<int> per_fold(4, 0);
+    for (int f : fold[size_t(i)]) {
+      if (i == 2) {
+        CHECK(f == -1);
+        continue;
+      }
+      REQUIRE(f >= 0);
+      REQUIRE(f < 4);
+      ++per_fold[size_t(f)];
+    }
+    if (i != 2) {  // 13 rows in 4 folds: 4, 3, 3, 3 in some order
+      CHECK(*std::max_element(per_fold.begin(), per_fold.end()) == 4);
+      CHECK(*std::min_element(per_fold.begin(), per_fold.end()) == 3);
+    }
+  }
+  // Another seed deals another order; the same seed the same one.
+  CHECK(colora::detail::assign_folds(pb, 4, 7) == fold);
+  CHECK(colora::detail::assign_folds(pb, 4, 8) != fold);
+}
+
+TEST_CASE_TEMPLATE("select_rank: 5-fold CV with the one-SE rule picks the planted rank", Scalar, COLORA_TEST_SCALARS) {
+  const auto pb = rank_problem<Scalar>(20, 20, 0.05, "select_rank planted");
+  colora::RankSelectionOptions cv;
+  cv.ranks = {1, 2, 3, 4, 5, 6};
+  const colora::RankSelection sel = colora::select_rank("colora", pb, rank_fit_options(), cv);
+  REQUIRE(sel.ranks.size() == 6);
+  CHECK(sel.chosen_rank == 3);
+  CHECK_FALSE(sel.at_grid_edge);
+  // Below the planted rank the held-out error is far above the noise floor
+  // (sigma^2 = 2.5e-3); at the planted rank it is near it.
+  CHECK(sel.cv_mse[1] > 10 * sel.cv_mse[2]);
+  CHECK(sel.cv_mse[2] < 2 * 0.05 * 0.05);
+  for (size_t j = 0; j < 6; ++j) {
+    CHECK(sel.failed_fits[j] == 0);
+    CHECK(sel.cv_se[j] >= 0);
+  }
+  // The minimum-error rule can only pick a rank at or above the one-SE choice.
+  cv.one_standard_error = false;
+  CHECK(colora::select_rank("colora", pb, rank_fit_options(), cv).chosen_rank >= sel.chosen_rank);
+}
+
+TEST_CASE("select_rank: the same curve for 1 and 2 threads; FedRep's heads too") {
+  const auto pb = rank_problem<double>(12, 16, 0.05, "select_rank threads");
+  colora::RankSelectionOptions cv;
+  cv.ranks = {2, 3, 4};
+  cv.folds = 3;
+  auto o = rank_fit_options();
+  const auto one = colora::select_rank("colora", pb, o, cv);
+  o.num_threads = 2;
+  const auto two = colora::select_rank("colora", pb, o, cv);
+  CHECK(one.cv_mse == two.cv_mse);
+  CHECK(one.cv_se == two.cv_se);
+  CHECK(one.chosen_rank == 3);
+  CHECK(colora::select_rank("fedrep", pb, o, cv).chosen_rank == 3);
+}
+
+TEST_CASE("select_rank: bad options and methods without a rank are refused, naming the field") {
+  const auto pb = rank_problem<double>(4, 10, 0.1, "select_rank errors");
+  colora::RankSelectionOptions cv;
+  cv.folds = 1;
+  CHECK_THROWS_WITH_AS(colora::select_rank("colora", pb, rank_fit_options(), cv), doctest::Contains("folds"),
+                       std::invalid_argument);
+  cv.folds = 3;
+  CHECK_THROWS_WITH_AS(colora::select_rank("local", pb, rank_fit_options(), cv), doctest::Contains("full-rank"),
+                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(colora::select_rank("nosuch", pb, rank_fit_options(), cv), doctest::Contains("nosuch"),
+                       std::invalid_argument);
+  cv.ranks = {2, 11};  // ffa needs r <= min(p, q) = 10
+  CHECK_THROWS_WITH_AS(colora::select_rank("ffa", pb, rank_fit_options(), cv), doctest::Contains("11"),
+                       std::invalid_argument);
+  cv.ranks = {0};
+  CHECK_THROWS_WITH_AS(colora::select_rank("colora", pb, rank_fit_options(), cv), doctest::Contains("ranks[0]"),
+                       std::invalid_argument);
 }

@@ -1,7 +1,8 @@
 // The colora program (experiments/): every subcommand (recovery, sweep,
 // phase, fit, adapt) on a tiny problem, the
 // documented CSV columns, exit code 2 for bad flags and values, identical
-// CSVs for --threads 1 and 2, and `fit` on a planted directory.
+// CSVs for --threads 1 and 2, `fit` on a planted directory, and the
+// generate -> fit --rank auto -> predict -> adapt --model round trip.
 //
 // Runs the built program (COLORA_CLI_PATH, set by tests/CMakeLists.txt) with
 // std::system, output redirected into a scratch directory under the current
@@ -347,7 +348,7 @@ TEST_CASE("colora fit: recovers a planted noiseless problem from a directory and
   }
   const auto summary = csv_lines(dir + "/out/summary.csv");
   REQUIRE(summary.size() == 2);
-  CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds,rho_objective_gap,rho_objective_gap_low,rho_objective_gap_high");
+  CHECK(summary[0] == "method,tasks,p,q,rank,objective,iterations,status,stop_reason,train_mse,test_mse,seconds,rho_objective_gap,rho_objective_gap_low,rho_objective_gap_high,rank_selection");
 }
 
 TEST_CASE("colora fit --format safetensors: the factors in one file and every task as a PEFT adapter of W_i - W_0") {
@@ -429,4 +430,141 @@ TEST_CASE("colora subcommands: bad flags and bad values exit with code 2 and one
     CHECK(r.out.find("--threads") != std::string::npos);
     CHECK(r.out.find("--seed") != std::string::npos);
   }
+}
+
+// --- your own data: generate -> fit --rank auto -> predict -> adapt --model (docs/experiments.md) ---
+
+namespace {
+
+std::vector<std::string> cells(const std::string& row) { return split(row, ','); }
+
+}  // namespace
+
+TEST_CASE("colora generate -> fit --rank auto -> predict -> adapt --model: a planted problem round trip") {
+  const std::string dir = colora_test::scratch_dir("colora_test_user_workflow", "round_trip");
+  const std::string seed = std::to_string(colora_test::rng_for("user workflow round trip").next_u64() % 100000);
+  MESSAGE("problem seed " << seed);
+  const colora_test::CliRun gen = run_cli("generate --out " + dir + "/data --tasks 30 --p 12 --q 10 --rank 3 "
+                                          "--samples 20 --test-samples 20 --sigma 0.05 --new-tasks 5 --seed " + seed,
+                                          dir);
+  INFO(gen.err);
+  REQUIRE(gen.code == 0);
+  REQUIRE(fs::exists(dir + "/data/X_29.npy"));
+  REQUIRE(fs::exists(dir + "/data_new/Y_test_4.npy"));
+
+  // fit --rank auto: the CV curve, the planted rank, the model directory.
+  const colora_test::CliRun fit = run_cli("fit --data " + dir + "/data --rank auto --rank-grid 1,2,3,4,5,6 "
+                                          "--threads 1 --iters 100 --out " + dir + "/fit",
+                                          dir);
+  INFO(fit.err);
+  REQUIRE(fit.code == 0);
+  const auto cv = csv_lines(dir + "/fit/rank_cv.csv");
+  REQUIRE(cv.size() == 7);
+  CHECK(cv[0] == "rank,cv_mse,cv_se,folds,failed_fits,chosen");
+  CHECK(cells(cv[3])[0] == "3");
+  CHECK(cells(cv[3])[5] == "1");
+  const auto summary = csv_lines(dir + "/fit/summary.csv");
+  REQUIRE(summary.size() == 2);
+  CHECK(cells(summary[1])[4] == "3");
+  CHECK(cells(summary[1]).back() == "cv-5-fold-one-se");
+  REQUIRE(fs::exists(dir + "/fit/model/model.json"));
+
+  // predict: the model's W_i applied to the inputs, equal to B S_i A from the factor files.
+  const colora_test::CliRun pred =
+      run_cli("predict --model " + dir + "/fit --data " + dir + "/data --out " + dir + "/pred", dir);
+  INFO(pred.err);
+  REQUIRE(pred.code == 0);
+  const auto A = colora::io::read_npy<double>(dir + "/fit/A.npy");
+  const auto B = colora::io::read_npy<double>(dir + "/fit/B.npy");
+  for (colora::Index i : {0, 17, 29}) {
+    CAPTURE(i);
+    const auto X = colora::io::read_npy<double>(dir + "/data/X_" + std::to_string(i) + ".npy");
+    const auto S = colora::io::read_npy<double>(dir + "/fit/S_" + std::to_string(i) + ".npy");
+    const auto P = colora::io::read_npy<double>(dir + "/pred/pred_" + std::to_string(i) + ".npy");
+    const colora::Matrix<double> ref = X * (B * S * A).transpose();
+    REQUIRE(P.rows() == 20);
+    REQUIRE(P.cols() == 10);
+    CHECK((P - ref).norm() <= 1e-12 * ref.norm());
+  }
+  CHECK(csv_lines(dir + "/pred/report.csv").size() == 31);
+
+  // adapt: five new tasks of the same shared truth, 20 samples each, against the fitted A, B.
+  const colora_test::CliRun ad =
+      run_cli("adapt --model " + dir + "/fit --data " + dir + "/data_new --out " + dir + "/adapted", dir);
+  INFO(ad.err);
+  REQUIRE(ad.code == 0);
+  const auto rep = csv_lines(dir + "/adapted/report.csv");
+  REQUIRE(rep.size() == 6);
+  CHECK(rep[0] == "task,samples,train_mse,test_mse,ridge");
+  const auto At = colora::io::read_npy<double>(dir + "/data_new/truth/A.npy");
+  const auto Bt = colora::io::read_npy<double>(dir + "/data_new/truth/B.npy");
+  for (colora::Index j = 0; j < 5; ++j) {
+    CAPTURE(j);
+    const auto c = cells(rep[size_t(j) + 1]);
+    // sigma^2 = 2.5e-3: the new task's test MSE sits near the noise floor
+    // (r^2 = 9 core entries from 20 x 10 observations) ...
+    CHECK(std::stod(c[3]) < 2 * 2.5e-3);
+    // ... and its update B S_j A is the planted one.
+    const auto S = colora::io::read_npy<double>(dir + "/adapted/S_" + std::to_string(j) + ".npy");
+    const auto St = colora::io::read_npy<double>(dir + "/data_new/truth/S_" + std::to_string(j) + ".npy");
+    const auto Bq = colora::io::read_npy<double>(dir + "/adapted/model/B.npy");
+    const colora::Matrix<double> D = Bt * St * At, E = Bq * S * A;
+    CHECK((E - D).norm() < 0.1 * D.norm());
+  }
+  // The adapted tasks form a model directory of their own.
+  const colora_test::CliRun pred_new =
+      run_cli("predict --model " + dir + "/adapted --data " + dir + "/data_new --out " + dir + "/pred_new", dir);
+  INFO(pred_new.err);
+  CHECK(pred_new.code == 0);
+}
+
+TEST_CASE("colora predict and adapt --model refuse mismatched directories with a clear message") {
+  const std::string dir = colora_test::scratch_dir("colora_test_user_workflow", "mismatch");
+  REQUIRE(run_cli("generate --out " + dir + "/data --tasks 4 --p 8 --q 6 --rank 2 --samples 10 --test-samples 0 "
+                  "--new-tasks 2",
+                  dir)
+              .code == 0);
+  REQUIRE(run_cli("generate --out " + dir + "/wide --tasks 4 --p 9 --q 6 --rank 2 --samples 10 --test-samples 0",
+                  dir)
+              .code == 0);
+  REQUIRE(run_cli("fit --data " + dir + "/data --rank 2 --threads 1 --out " + dir + "/fit", dir).code == 0);
+  REQUIRE(run_cli("fit --data " + dir + "/data --method local --threads 1 --out " + dir + "/local", dir).code == 0);
+
+  auto fails = [&](const std::string& args, int code, const std::string& mentions) {
+    CAPTURE(args);
+    const colora_test::CliRun r = run_cli(args, dir);
+    CHECK(r.code == code);
+    CHECK(colora_test::count_lines(r.err) == 1);
+    CHECK_MESSAGE(r.err.find(mentions) != std::string::npos, r.err);
+  };
+  // p = 9 inputs against a p = 8 model: the file and both widths named.
+  fails("predict --model " + dir + "/fit --data " + dir + "/wide --out " + dir + "/o", 1, "X_0.npy");
+  fails("adapt --model " + dir + "/fit --data " + dir + "/wide --out " + dir + "/o", 1, "p = 9");
+  // A directory without inputs; more tasks in the data than in the model (fitted on the 2 new tasks).
+  fails("predict --model " + dir + "/fit --data " + dir + "/fit/model --out " + dir + "/o", 1, "no X_<i>.npy");
+  REQUIRE(run_cli("fit --data " + dir + "/data_new --rank 2 --threads 1 --out " + dir + "/fit2", dir).code == 0);
+  fails("predict --model " + dir + "/fit2 --data " + dir + "/data --out " + dir + "/o", 1, "X_2.npy exists");
+  // A full-rank model has no shared part to adapt on.
+  fails("adapt --model " + dir + "/local --data " + dir + "/data_new --out " + dir + "/o", 2, "no shared factor");
+  // No manifest, a manifest of another format version, a file of the wrong shape.
+  fails("predict --model " + dir + "/data --data " + dir + "/data --out " + dir + "/o", 1, "model.json is missing");
+  {
+    std::ifstream in(dir + "/fit/model/model.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto at = text.find("\"format_version\": 1");
+    REQUIRE(at != std::string::npos);
+    text.replace(at, 19, "\"format_version\": 2");
+    std::ofstream(dir + "/fit/model/model.json") << text;
+    fails("predict --model " + dir + "/fit --data " + dir + "/data --out " + dir + "/o", 1, "format_version 2");
+    text.replace(at, 19, "\"format_version\": 1");
+    std::ofstream(dir + "/fit/model/model.json") << text;
+  }
+  colora::io::write_npy(dir + "/fit/model/U_3.npy", colora::Matrix<double>::Zero(6, 3).eval());
+  fails("predict --model " + dir + "/fit --data " + dir + "/data --out " + dir + "/o", 1, "U_3.npy");
+  // Command-line errors: exit 2.
+  fails("fit --data " + dir + "/data --rank abc --out " + dir + "/o", 2, "abc");
+  fails("fit --data " + dir + "/data --rank auto --method local --out " + dir + "/o", 2, "full-rank");
+  fails("fit --data " + dir + "/data --rank auto --rank-grid 9,10 --out " + dir + "/o", 2, "--rank-grid");
+  fails("predict --data " + dir + "/data", 2, "--model");
+  fails("adapt --model " + dir + "/fit", 2, "--data");
 }

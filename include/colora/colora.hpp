@@ -10,4 +10,5 @@
 #include "colora/regression/regression.hpp"
 #include "colora/diagnostics/diagnostics.hpp"
 #include "colora/baselines/baselines.hpp"
+#include "colora/baselines/rank_selection.hpp"
 #include "colora/nn/nn.hpp"

@@ -10,7 +10,9 @@
 // SensingProblem (M2).
 #pragma once
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "colora/baselines/estimate.hpp"
@@ -65,6 +67,18 @@ struct BaselineTraits {
   bool allows_wide_rank;  ///< runs with r > q (colora-form with B = [I_q 0], heads, rank-free)
 };
 
+/// The traits of every method, in the registry's order (baseline_registry()
+/// pairs them with the fit functions). A plain table: code that only needs
+/// names and traits (the programs' flag checks) instantiates no solver.
+inline const std::vector<BaselineTraits>& baseline_traits() {
+  static const std::vector<BaselineTraits> traits = {
+      {"colora", true, true},      {"oracle", true, true},  {"local", false, true},     {"local-lora", true, false},
+      {"global", false, true},     {"global-lora", true, false}, {"fedrep", true, true}, {"fedrep-gd", true, true},
+      {"ffa", true, false},        {"gd-gd", true, false},  {"mom", true, true},
+  };
+  return traits;
+}
+
 /// One method of the registry: its traits and its fit function for a problem type.
 template <class Problem>
 struct BaselineEntry {
@@ -72,36 +86,40 @@ struct BaselineEntry {
   BaselineResult<typename Problem::Scalar> (*fit)(const Problem&, const BaselineOptions&);
 };
 
-/// Every method fit_baseline() knows, in a fixed order. Adding a method is
-/// one entry here plus the method's own header (docs/baselines.md).
+/// Every method fit_baseline() knows: baseline_traits() with each method's
+/// fit function. Adding a method is one line in each of the two tables (same
+/// position) plus the method's own header (docs/baselines.md).
 template <class Problem>
 const std::vector<BaselineEntry<Problem>>& baseline_registry() {
   using R = BaselineResult<typename Problem::Scalar>;
-  static const std::vector<BaselineEntry<Problem>> registry = {
-      {{"colora", true, true}, &fit_colora<Problem>},
-      {{"oracle", true, true}, &fit_oracle_baseline<Problem>},
-      {{"local", false, true}, &fit_local<Problem>},
-      {{"local-lora", true, false}, &fit_local_lora<Problem>},
-      {{"global", false, true}, &fit_global<Problem>},
-      {{"global-lora", true, false}, &fit_global_lora<Problem>},
-      {{"fedrep", true, true}, [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o); }},
-      {{"fedrep-gd", true, true},
-       [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o, FedRepVariant::AltGD); }},
-      {{"ffa", true, false}, &fit_ffa<Problem>},
-      {{"gd-gd", true, false}, &fit_gd_gd<Problem>},
-      {{"mom", true, true}, &fit_mom<Problem>},
-  };
-  return registry;
-}
-
-/// The traits of every method, in the registry's order.
-inline const std::vector<BaselineTraits>& baseline_traits() {
-  static const std::vector<BaselineTraits> traits = [] {
-    std::vector<BaselineTraits> t;
-    for (const auto& e : baseline_registry<RegressionProblem<double>>()) t.push_back(e.traits);
-    return t;
+  using Fit = R (*)(const Problem&, const BaselineOptions&);
+  static const std::vector<BaselineEntry<Problem>> registry = [] {
+    const std::vector<std::pair<const char*, Fit>> fits = {
+        {"colora", &fit_colora<Problem>},
+        {"oracle", &fit_oracle_baseline<Problem>},
+        {"local", &fit_local<Problem>},
+        {"local-lora", &fit_local_lora<Problem>},
+        {"global", &fit_global<Problem>},
+        {"global-lora", &fit_global_lora<Problem>},
+        {"fedrep", [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o); }},
+        {"fedrep-gd",
+         [](const Problem& pb, const BaselineOptions& o) -> R { return fit_fedrep(pb, o, FedRepVariant::AltGD); }},
+        {"ffa", &fit_ffa<Problem>},
+        {"gd-gd", &fit_gd_gd<Problem>},
+        {"mom", &fit_mom<Problem>},
+    };
+    const auto& traits = baseline_traits();
+    if (fits.size() != traits.size()) throw std::logic_error("colora::baseline_registry: traits and fits differ in length");
+    std::vector<BaselineEntry<Problem>> r;
+    for (size_t j = 0; j < fits.size(); ++j) {
+      if (std::string(fits[j].first) != traits[j].name)
+        throw std::logic_error(std::string("colora::baseline_registry: fit '") + fits[j].first + "' is at the place of '" +
+                               traits[j].name + "' in baseline_traits()");
+      r.push_back({traits[j], fits[j].second});
+    }
+    return r;
   }();
-  return traits;
+  return registry;
 }
 
 /// The names of every method, in the registry's order.

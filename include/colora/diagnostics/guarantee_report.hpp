@@ -360,7 +360,8 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
     detail::require(so.rank == rank, where, "options.solver.rank = ", so.rank, " but the report is for rank ", rank);
     TwinOptions to = opt.twin;
     to.rate.confidence = opt.confidence;
-    const TwinRun<Scalar> tw = run_noiseless_twin(pb, so, to);
+    const Problem twin = noiseless_twin(pb);  // built once: the twin run and the linearization share it
+    const TwinRun<Scalar> tw = run_noiseless_twin(pb, twin, so, to);
     rep.twin_ok = tw.ok;
     rep.twin_reason = tw.reason;
     rep.twin_iterations = tw.iterations;
@@ -368,7 +369,6 @@ GuaranteeReport guarantee_report(const Problem& pb, Index rank, const std::vecto
     if (tw.ok) {
       rep.rate_noiseless = tw.rate;
       rep.twin_limit_distance = tw.limit_distance_to_truth;
-      const Problem twin = noiseless_twin(pb);
       rep.predicted = predicted_contraction_rate(twin, so, tw.A, tw.B, opt.linearization);
     } else {
       rep.predicted.reason = "the noiseless twin did not run: " + tw.reason;

@@ -165,8 +165,10 @@ inline RateFit fit_asymptotic_rate(const std::vector<double>& seq, const RateFit
 /// start the solver takes on `pb` itself, until the iterates stop moving,
 /// and fits the contraction rate of their distance to the limit. `pb` must
 /// carry its truth. Never throws for numerical trouble (ok = false).
+/// `twin` must be noiseless_twin(pb) (the overload below builds it; a caller
+/// that needs the twin again passes its own copy).
 template <class Problem>
-TwinRun<typename Problem::Scalar> run_noiseless_twin(const Problem& pb, const SolverOptions& opt,
+TwinRun<typename Problem::Scalar> run_noiseless_twin(const Problem& pb, const Problem& twin, const SolverOptions& opt,
                                                      const TwinOptions& to = {}) {
   using Scalar = typename Problem::Scalar;
   using Mat = Matrix<Scalar>;
@@ -175,7 +177,9 @@ TwinRun<typename Problem::Scalar> run_noiseless_twin(const Problem& pb, const So
   to.validate(where);
   detail::require(opt.rank <= pb.input_dim(), where, "rank r = ", opt.rank, " exceeds the input width p = ",
                   pb.input_dim());
-  const Problem twin = noiseless_twin(pb);
+  detail::require(twin.num_tasks() == pb.num_tasks() && twin.input_dim() == pb.input_dim() &&
+                      twin.output_dim() == pb.output_dim() && twin.truth.has_value(),
+                  where, "twin does not match the problem (pass noiseless_twin(pb))");
   using Model = measurement_model_t<Problem>;
   const Model noisy(pb, opt.num_threads), model(twin, opt.num_threads);
   const detail::IterationSettings<Model> it(model, opt);
@@ -239,6 +243,13 @@ TwinRun<typename Problem::Scalar> run_noiseless_twin(const Problem& pb, const So
       detail::pair_distance(row_space_distance(A, truth.A_shared).spectral,
                             it.fixed_b ? 0.0 : subspace_distance(B, truth.B_shared).spectral);
   return out;
+}
+
+/// The same, building the noiseless twin of `pb` itself.
+template <class Problem>
+TwinRun<typename Problem::Scalar> run_noiseless_twin(const Problem& pb, const SolverOptions& opt,
+                                                     const TwinOptions& to = {}) {
+  return run_noiseless_twin(pb, noiseless_twin(pb), opt, to);
 }
 
 /// Runs without a truth: the contraction rate of the objective gap
